@@ -1,0 +1,144 @@
+"""The Starlette application: ``create_app(settings)``; no import-time state."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+
+from .auth import Principal, TokenAuthenticator
+from .config import Settings
+from .http import ScimResponse
+from .routes.discovery import routes_for_discovery
+from .routes.groups import routes_for_groups
+from .routes.search import routes_for_root_search
+from .routes.users import routes_for_users
+from .scim.errors import ScimError, Unauthorized
+from .store.bootstrap import ensure_team, prepare_database
+from .store.db import Database, make_engine
+
+__all__ = ["Gateway", "app_factory", "create_app"]
+
+log = logging.getLogger("scim_gateway")
+
+_STATUS_DETAIL = {
+    404: "No such endpoint. SCIM resources live under /scim/v2 (Users, Groups, ...).",
+    405: "This endpoint does not support that method.",
+}
+
+
+class Gateway:
+    """Everything a request needs, built once per process from the settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(
+            make_engine(
+                settings.database.url,
+                pool_size=settings.database.pool_size,
+                echo=settings.database.echo,
+            )
+        )
+        self._authenticator: TokenAuthenticator | None = None
+
+    def start(self) -> None:
+        prepare_database(self.db)
+        auth = self.settings.auth
+        team_pk = ensure_team(self.db, auth.default_team)
+        token = None
+        if auth.token is not None:
+            token = auth.token.resolve(where=f"{self.settings.source}: auth.token")
+        elif os.environ.get("SCIM_GATEWAY_TOKEN"):
+            token = os.environ["SCIM_GATEWAY_TOKEN"]
+        if token is not None:
+            self._authenticator = TokenAuthenticator(
+                token, Principal(team_pk=team_pk, team_slug=auth.default_team)
+            )
+
+    async def authenticate(self, request: Request) -> Principal:
+        if self._authenticator is None:
+            raise Unauthorized(
+                "No SCIM credential is configured on this gateway: set auth.token in the config."
+            )
+        return self._authenticator.authenticate(request)
+
+    def stop(self) -> None:
+        self.db.dispose()
+
+
+def _routes(builders: list[Callable[[], list[tuple[str, Any, list[str]]]]]) -> list[Route]:
+    return [
+        Route(path, endpoint, methods=methods)
+        for builder in builders
+        for path, endpoint, methods in builder()
+    ]
+
+
+async def _scim_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ScimError)
+    return ScimResponse(exc.to_dict(), status_code=exc.status, headers=exc.headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    detail = _STATUS_DETAIL.get(exc.status_code, str(exc.detail))
+    body = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+        "status": str(exc.status_code),
+        "detail": detail,
+    }
+    return ScimResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    body = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+        "status": "500",
+        "detail": "Internal error; the request changed nothing. Retry, and report it if it "
+        "persists.",
+    }
+    return ScimResponse(body, status_code=500)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings()
+    gateway = Gateway(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        gateway.start()
+        try:
+            yield
+        finally:
+            gateway.stop()
+
+    scim_routes = _routes(
+        [routes_for_discovery, routes_for_root_search, routes_for_users, routes_for_groups]
+    )
+    app = Starlette(
+        routes=[Mount("/scim/v2", routes=scim_routes)],
+        exception_handlers={
+            ScimError: _scim_error,
+            HTTPException: _http_error,
+            Exception: _server_error,
+        },
+        lifespan=lifespan,
+    )
+    app.state.gateway = gateway
+    return app
+
+
+def app_factory() -> Starlette:
+    """Entry point for ``uvicorn --factory``: settings from SCIM_GATEWAY_CONFIG."""
+    from .cli import effective_settings
+
+    return create_app(effective_settings(os.environ.get("SCIM_GATEWAY_CONFIG") or None))

@@ -1,0 +1,217 @@
+"""Settings: a TOML file read into typed, validated dataclasses.
+
+Every key is checked at startup. An unknown key, a value of the wrong type or a
+secret that cannot be resolved stops the gateway with a :class:`ConfigError` that
+names the file, the key and the fix. Secrets are never literals in the file: they
+are references, ``{ env = "NAME" }`` or ``{ file = "path" }``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "AuthSettings",
+    "ConfigError",
+    "DatabaseSettings",
+    "LimitSettings",
+    "SecretRef",
+    "ServerSettings",
+    "Settings",
+    "load_settings",
+]
+
+DEFAULT_DATABASE_URL = "sqlite:///scim-gateway.sqlite3"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says where and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class SecretRef:
+    """A reference to a secret kept outside the config file."""
+
+    env: str | None = None
+    file: str | None = None
+
+    def resolve(self, *, where: str) -> str:
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if not value:
+                raise ConfigError(
+                    f"{where}: environment variable {self.env} is not set or empty. "
+                    f"Export it before starting the gateway, or point the key at a file "
+                    f'with {{ file = "/path/to/secret" }}.'
+                )
+            return value
+        assert self.file is not None
+        try:
+            value = Path(self.file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"{where}: cannot read secret file {self.file!r} ({exc.strerror}). "
+                "Create the file or fix the path."
+            ) from exc
+        if not value:
+            raise ConfigError(f"{where}: secret file {self.file!r} is empty.")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    base_url: str = ""
+    """Public URL of the gateway (``https://scim.example.com``) used in ``meta.location``.
+    Empty: derived from each request."""
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    url: str = DEFAULT_DATABASE_URL
+    pool_size: int = 10
+    echo: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LimitSettings:
+    max_results: int = 1000
+    default_count: int = 100
+    max_body_bytes: int = 1_048_576
+    max_json_depth: int = 32
+    max_filter_length: int = 4096
+    max_patch_operations: int = 1000
+    bulk_max_operations: int = 1000
+    bulk_max_payload_bytes: int = 1_048_576
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    token: SecretRef | None = None
+    """Bearer token that provisions the default team (until named keys are configured)."""
+    default_team: str = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    source: str = "<built-in defaults>"
+
+    def replace(self, **changes: Any) -> Settings:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(changes)
+        return Settings(**values)
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "server": ServerSettings,
+    "database": DatabaseSettings,
+    "limits": LimitSettings,
+    "auth": AuthSettings,
+}
+
+
+def _type_name(tp: Any) -> str:
+    return {"int": "an integer", "str": "a string", "bool": "true or false"}.get(str(tp), str(tp))
+
+
+def _parse_secret(value: Any, *, where: str) -> SecretRef:
+    if isinstance(value, str):
+        raise ConfigError(
+            f"{where}: secrets are never written in the config file. "
+            f'Use {{ env = "VARIABLE" }} or {{ file = "/path/to/secret" }} instead.'
+        )
+    if not isinstance(value, dict) or set(value) not in ({"env"}, {"file"}):
+        raise ConfigError(
+            f'{where}: expected {{ env = "VARIABLE" }} or {{ file = "/path/to/secret" }}.'
+        )
+    ref = SecretRef(env=value.get("env"), file=value.get("file"))
+    if not isinstance(ref.env or ref.file, str):
+        raise ConfigError(f"{where}: the secret reference must name a string.")
+    return ref
+
+
+def _build_section(cls: type[Any], data: Any, *, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a table ([{where.split(': ')[-1]}]).")
+    known = {f.name: f for f in fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        key_where = f"{where}.{key}"
+        if key not in known:
+            raise ConfigError(
+                f"{key_where}: unknown key. Known keys here: {', '.join(sorted(known))}."
+            )
+        expected = known[key].type
+        if "SecretRef" in str(expected):
+            values[key] = _parse_secret(value, where=key_where)
+            continue
+        ok = {
+            "int": isinstance(value, int) and not isinstance(value, bool),
+            "str": isinstance(value, str),
+            "bool": isinstance(value, bool),
+        }.get(str(expected), True)
+        if not ok:
+            raise ConfigError(
+                f"{key_where}: expected {_type_name(expected)}, got {type(value).__name__} "
+                f"{value!r}."
+            )
+        if str(expected) == "int" and value < 0:
+            raise ConfigError(f"{key_where}: must not be negative.")
+        values[key] = value
+    return cls(**values)
+
+
+def settings_from_dict(data: dict[str, Any], *, source: str) -> Settings:
+    values: dict[str, Any] = {"source": source}
+    for section, content in data.items():
+        if section not in _SECTIONS:
+            raise ConfigError(
+                f"{source}: unknown section [{section}]. "
+                f"Known sections: {', '.join('[' + s + ']' for s in _SECTIONS)}."
+            )
+        values[section] = _build_section(_SECTIONS[section], content, where=f"{source}: {section}")
+    settings = Settings(**values)
+    _check(settings)
+    return settings
+
+
+def _check(settings: Settings) -> None:
+    limits = settings.limits
+    if limits.default_count > limits.max_results:
+        raise ConfigError(
+            f"{settings.source}: limits.default_count ({limits.default_count}) is larger than "
+            f"limits.max_results ({limits.max_results}); lower it."
+        )
+    url = settings.database.url
+    if not url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
+        raise ConfigError(
+            f"{settings.source}: database.url {url!r} is not supported. Use "
+            "sqlite:///path/to/file.sqlite3 or postgresql://user@host:5432/dbname."
+        )
+
+
+def load_settings(path: str | os.PathLike[str] | None) -> Settings:
+    """Read and validate the config file; ``None`` gives the built-in defaults."""
+    if path is None:
+        return Settings()
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read the config file ({exc.strerror}).") from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
+    return settings_from_dict(data, source=str(p))

@@ -1,0 +1,56 @@
+"""Create the schema and the teams a process needs before it serves requests."""
+
+from __future__ import annotations
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+from .common import utcnow
+from .db import Database
+from .tables import Team, metadata
+
+__all__ = ["ensure_team", "prepare_database"]
+
+teams = Team.__table__  # type: ignore[attr-defined]
+
+
+def prepare_database(db: Database) -> None:
+    """Create missing tables. Safe when several processes start at once."""
+    for attempt in range(3):
+        try:
+            metadata.create_all(db.engine, checkfirst=True)
+            return
+        except (IntegrityError, OperationalError, ProgrammingError):
+            # Another process created the same table between our check and create.
+            if attempt == 2:
+                raise
+
+
+def ensure_team(db: Database, slug: str, name: str | None = None) -> int:
+    """The ``pk`` of team ``slug``, created if it does not exist yet."""
+
+    def find() -> int | None:
+        with db.transaction(write=False) as conn:
+            return conn.execute(select(teams.c.pk).where(teams.c.slug == slug)).scalar()
+
+    existing = find()
+    if existing is not None:
+        return existing
+    try:
+        with db.transaction(write=True) as conn:
+            return int(
+                conn.execute(
+                    insert(teams).returning(teams.c.pk),
+                    {
+                        "slug": slug,
+                        "name": name or slug,
+                        "created": utcnow(),
+                        "scim_enabled": True,
+                        "default_adapter": "generic",
+                    },
+                ).scalar_one()
+            )
+    except IntegrityError:
+        found = find()
+        assert found is not None
+        return found

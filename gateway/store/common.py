@@ -1,0 +1,62 @@
+"""Helpers shared by the user and group repositories."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Insert
+from sqlalchemy.dialects import postgresql, sqlite
+
+__all__ = ["ListQuery", "Page", "etag", "insert_ignore", "iso", "meta", "utcnow"]
+
+
+def utcnow() -> datetime:
+    """Now, in UTC, to the millisecond (the precision ``meta`` shows)."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def iso(value: datetime) -> str:
+    value = value.astimezone(UTC) if value.tzinfo else value
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def etag(version: int) -> str:
+    return f'W/"{version}"'
+
+
+def meta(resource_type: str, row: Any, location: str) -> dict[str, Any]:
+    return {
+        "resourceType": resource_type,
+        "created": iso(row.created),
+        "lastModified": iso(row.last_modified),
+        "location": location,
+        "version": etag(row.version),
+    }
+
+
+def insert_ignore(conn: Connection, table: Any) -> Insert:
+    """``INSERT ... ON CONFLICT DO NOTHING`` for the connection's dialect."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """A parsed list/search request (RFC 7644 §3.4.2)."""
+
+    filter: Any = None  # gateway.scim.filter.Node | None
+    sort_by: Any = None  # gateway.scim.filter.AttrPath | None
+    descending: bool = False
+    start_index: int = 1
+    count: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    total: int
+    resources: list[dict[str, Any]]
+    start_index: int

@@ -1,0 +1,129 @@
+"""Database engines: SQLite (the embedded default) and PostgreSQL.
+
+Each request's database work runs as one synchronous transaction on a worker
+thread (:meth:`Database.run`): one thread hop per request rather than one per
+statement. SQLite runs in WAL mode with foreign keys on; write transactions start
+with ``BEGIN IMMEDIATE`` so two writers never deadlock on a lock upgrade.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Callable, Iterator
+from typing import Any, ParamSpec, TypeVar
+
+import anyio.to_thread
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.pool import QueuePool
+
+from ..scim.errors import ServiceUnavailable
+
+__all__ = ["Database", "make_engine", "normalise_url"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def normalise_url(url: str) -> str:
+    """Accept ``postgresql://`` and pick the psycopg 3 driver for it."""
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url[len("postgresql://") :]
+    if url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url[len("postgres://") :]
+    return url
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=10000")
+        cur.execute("PRAGMA case_sensitive_like=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get("scim_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url,
+            echo=echo,
+            poolclass=QueuePool,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            connect_args={"check_same_thread": False, "timeout": 10},
+        )
+        _sqlite_setup(engine)
+        return engine
+    return create_engine(
+        url,
+        echo=echo,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )
+
+
+class Database:
+    """An engine plus the one way routes use it: ``await db.run(fn, ...)``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    @contextlib.contextmanager
+    def transaction(self, *, write: bool) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            if write:
+                conn.execution_options(scim_write=True)
+            with conn.begin():
+                yield conn
+
+    def call(self, fn: Callable[..., T], *args: Any, write: bool = False) -> T:
+        """Run ``fn(conn, *args)`` in one transaction on this thread."""
+        try:
+            with self.transaction(write=write) as conn:
+                return fn(conn, *args)
+        except OperationalError as exc:
+            if _is_unavailable(exc):
+                raise ServiceUnavailable(
+                    "The database is unavailable; retry shortly.", headers={"Retry-After": "5"}
+                ) from exc
+            raise
+
+    async def run(self, fn: Callable[..., T], *args: Any, write: bool = False) -> T:
+        """Run ``fn(conn, *args)`` in one transaction on a worker thread."""
+        return await anyio.to_thread.run_sync(lambda: self.call(fn, *args, write=write))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _is_unavailable(exc: DBAPIError) -> bool:
+    if exc.connection_invalidated:
+        return True
+    text = str(exc.orig).lower()
+    return any(
+        s in text
+        for s in (
+            "connection refused",
+            "server closed the connection",
+            "terminating connection",
+            "could not connect",
+            "connection is closed",
+            "database is locked",
+            "the database system is",
+        )
+    )

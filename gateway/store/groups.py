@@ -1,0 +1,276 @@
+"""Group repository: ``scim_group`` and ``scim_membership``.
+
+Membership changes are row-level deltas: adding a member inserts one row (a
+duplicate is ignored), removing one deletes one row. Nothing reads or rewrites
+the whole member list to change it, and ``excludedAttributes=members`` means the
+member rows are never queried.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, delete, func, insert, or_, select, update
+
+from ..scim.errors import InvalidValue, NotFound
+from ..scim.filter import Node
+from ..scim.projection import Projection
+from ..scim.schemas import GROUP
+from .common import ListQuery, Page, insert_ignore, meta, utcnow
+from .mapping import group_from_row, group_to_row
+from .query import compile_filter, groups, member_condition, memberships, sort_expression, users
+from .users import check_version
+
+__all__ = [
+    "add_members",
+    "clear_members",
+    "create_group",
+    "delete_group",
+    "get_group",
+    "list_groups",
+    "load_group",
+    "remove_members",
+    "remove_members_where",
+    "render_groups",
+    "save_group",
+    "touch_group",
+]
+
+_CHUNK = 500
+
+
+def _find_row(conn: Connection, team_pk: int, group_id: str, *, lock: bool = False) -> Row[Any]:
+    stmt = select(groups).where(groups.c.team_pk == team_pk, groups.c.id == group_id)
+    if lock and conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    row = conn.execute(stmt).first()
+    if row is None:
+        raise NotFound(f"Group {group_id} not found.")
+    return row
+
+
+def _load_members(
+    conn: Connection, group_pks: Sequence[int], base_url: str
+) -> dict[int, list[Any]]:
+    out: dict[int, list[Any]] = defaultdict(list)
+    if not group_pks:
+        return out
+    child = groups.alias("child")
+    stmt = (
+        select(
+            memberships.c.group_pk,
+            users.c.id.label("user_id"),
+            func.coalesce(users.c.display_name, users.c.user_name).label("user_display"),
+            child.c.id.label("group_id"),
+            child.c.display_name.label("group_display"),
+        )
+        .select_from(
+            memberships.outerjoin(users, users.c.pk == memberships.c.user_pk).outerjoin(
+                child, child.c.pk == memberships.c.child_group_pk
+            )
+        )
+        .where(memberships.c.group_pk.in_(group_pks))
+        .order_by(memberships.c.pk)
+    )
+    for row in conn.execute(stmt):
+        if row.user_id is not None:
+            member = {
+                "value": row.user_id,
+                "$ref": f"{base_url}/Users/{row.user_id}",
+                "display": row.user_display,
+                "type": "User",
+            }
+        else:
+            member = {
+                "value": row.group_id,
+                "$ref": f"{base_url}/Groups/{row.group_id}",
+                "display": row.group_display,
+                "type": "Group",
+            }
+        out[row.group_pk].append(member)
+    return out
+
+
+def render_groups(
+    conn: Connection, rows: Sequence[Row[Any]], *, base_url: str, projection: Projection | None
+) -> list[dict[str, Any]]:
+    want_members = projection is None or projection.wants("members")
+    member_map = _load_members(conn, [r.pk for r in rows], base_url) if want_members else {}
+    out = []
+    for row in rows:
+        doc = group_from_row(row._mapping)
+        resource: dict[str, Any] = {"schemas": doc.pop("schemas"), "id": row.id, **doc}
+        if want_members:
+            resource["members"] = member_map.get(row.pk, [])
+        resource["meta"] = meta("Group", row, f"{base_url}/Groups/{row.id}")
+        out.append(projection.apply(resource) if projection is not None else resource)
+    return out
+
+
+def _resolve_members(
+    conn: Connection, team_pk: int, group_pk: int | None, members: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Membership rows for member objects; 400 for an id that is not in this team."""
+    wanted = list(dict.fromkeys(str(m.get("value")) for m in members))
+    found: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(wanted), _CHUNK):
+        chunk = wanted[i : i + _CHUNK]
+        for row in conn.execute(
+            select(users.c.pk, users.c.id).where(users.c.team_pk == team_pk, users.c.id.in_(chunk))
+        ):
+            found[row.id] = {"user_pk": row.pk, "child_group_pk": None}
+        missing = [v for v in chunk if v not in found]
+        if missing:
+            for row in conn.execute(
+                select(groups.c.pk, groups.c.id).where(
+                    groups.c.team_pk == team_pk, groups.c.id.in_(missing)
+                )
+            ):
+                if row.pk == group_pk:
+                    raise InvalidValue("A group cannot be a member of itself.")
+                found[row.id] = {"user_pk": None, "child_group_pk": row.pk}
+    unknown = [v for v in wanted if v not in found]
+    if unknown:
+        raise InvalidValue(
+            f"Member {unknown[0]!r} is not a User or Group of this team"
+            + (f" (and {len(unknown) - 1} more)." if len(unknown) > 1 else ".")
+        )
+    return [found[v] for v in wanted]
+
+
+def add_members(
+    conn: Connection, team_pk: int, group_pk: int, members: Sequence[dict[str, Any]]
+) -> None:
+    rows = _resolve_members(conn, team_pk, group_pk, members)
+    batch = [{**r, "group_pk": group_pk, "team_pk": team_pk} for r in rows]
+    if batch:
+        conn.execute(insert_ignore(conn, memberships), batch)
+
+
+def remove_members(
+    conn: Connection, team_pk: int, group_pk: int, member_ids: Sequence[str]
+) -> None:
+    ids = list(dict.fromkeys(member_ids))
+    for i in range(0, len(ids), _CHUNK):
+        chunk = ids[i : i + _CHUNK]
+        user_pks = select(users.c.pk).where(users.c.team_pk == team_pk, users.c.id.in_(chunk))
+        group_pks = select(groups.c.pk).where(groups.c.team_pk == team_pk, groups.c.id.in_(chunk))
+        conn.execute(
+            delete(memberships).where(
+                memberships.c.group_pk == group_pk,
+                or_(
+                    memberships.c.user_pk.in_(user_pks), memberships.c.child_group_pk.in_(group_pks)
+                ),
+            )
+        )
+
+
+def remove_members_where(conn: Connection, group_pk: int, node: Node) -> None:
+    conn.execute(
+        delete(memberships).where(and_(memberships.c.group_pk == group_pk, member_condition(node)))
+    )
+
+
+def clear_members(conn: Connection, group_pk: int) -> None:
+    conn.execute(delete(memberships).where(memberships.c.group_pk == group_pk))
+
+
+def touch_group(conn: Connection, group_pk: int) -> None:
+    conn.execute(
+        update(groups)
+        .where(groups.c.pk == group_pk)
+        .values(last_modified=utcnow(), version=groups.c.version + 1)
+    )
+
+
+def create_group(
+    conn: Connection, team_pk: int, resource: dict[str, Any], *, base_url: str
+) -> dict[str, Any]:
+    columns = group_to_row(resource)
+    now = utcnow()
+    group_id = str(uuid.uuid4())
+    group_pk = conn.execute(
+        insert(groups).returning(groups.c.pk),
+        {
+            **columns,
+            "id": group_id,
+            "team_pk": team_pk,
+            "created": now,
+            "last_modified": now,
+            "version": 1,
+        },
+    ).scalar_one()
+    add_members(conn, team_pk, group_pk, resource.get("members") or [])
+    row = _find_row(conn, team_pk, group_id)
+    return render_groups(conn, [row], base_url=base_url, projection=None)[0]
+
+
+def get_group(
+    conn: Connection, team_pk: int, group_id: str, *, base_url: str, projection: Projection | None
+) -> dict[str, Any]:
+    row = _find_row(conn, team_pk, group_id)
+    return render_groups(conn, [row], base_url=base_url, projection=projection)[0]
+
+
+def load_group(
+    conn: Connection, team_pk: int, group_id: str, *, if_match: set[str] | None
+) -> tuple[Row[Any], dict[str, Any]]:
+    """The locked row and its attributes without members, for a read-modify-write."""
+    row = _find_row(conn, team_pk, group_id, lock=True)
+    check_version(row, if_match)
+    doc = group_from_row(row._mapping)
+    return row, {"schemas": doc.pop("schemas"), "id": row.id, **doc}
+
+
+def save_group(conn: Connection, row: Row[Any], resource: dict[str, Any]) -> None:
+    """Store a group's attributes (not its members) and bump its version."""
+    columns = group_to_row(resource)
+    conn.execute(
+        update(groups)
+        .where(groups.c.pk == row.pk)
+        .values(**columns, last_modified=utcnow(), version=groups.c.version + 1)
+    )
+
+
+def delete_group(
+    conn: Connection, team_pk: int, group_id: str, *, if_match: set[str] | None
+) -> None:
+    row = _find_row(conn, team_pk, group_id, lock=True)
+    check_version(row, if_match)
+    conn.execute(
+        delete(memberships).where(
+            or_(memberships.c.group_pk == row.pk, memberships.c.child_group_pk == row.pk)
+        )
+    )
+    conn.execute(delete(groups).where(groups.c.pk == row.pk))
+
+
+def reload_group(
+    conn: Connection, team_pk: int, group_id: str, *, base_url: str, projection: Projection | None
+) -> dict[str, Any]:
+    return get_group(conn, team_pk, group_id, base_url=base_url, projection=projection)
+
+
+def list_groups(
+    conn: Connection, team_pk: int, query: ListQuery, *, base_url: str, projection: Projection
+) -> Page:
+    where = [groups.c.team_pk == team_pk, compile_filter(GROUP, query.filter)]
+    total = conn.execute(select(func.count()).select_from(groups).where(*where)).scalar_one()
+    if query.count == 0 or query.start_index > total:
+        return Page(total=total, resources=[], start_index=query.start_index)
+    stmt = select(groups).where(*where)
+    if query.sort_by is not None:
+        key = sort_expression(GROUP, query.sort_by)
+        stmt = stmt.order_by(
+            key.desc().nulls_last() if query.descending else key.asc().nulls_last()
+        )
+    stmt = stmt.order_by(groups.c.pk).offset(query.start_index - 1).limit(query.count)
+    rows = conn.execute(stmt).all()
+    return Page(
+        total=total,
+        resources=render_groups(conn, rows, base_url=base_url, projection=projection),
+        start_index=query.start_index,
+    )

@@ -1,0 +1,161 @@
+"""The common provisioning model as SQLModel tables.
+
+Every row carries ``team_pk``: a team is the unit of isolation, and every query
+the gateway makes is scoped by it. Resources have an integer surrogate key
+(``pk``) for joins and a public SCIM ``id`` (a UUID) for the API.
+
+What the SaaS application reads:
+
+- ``scim_user``: one row per user, its single-valued attributes as columns and
+  attributes the gateway does not model in ``extra`` (kept losslessly);
+- ``scim_user_value``: one row per element of a multi-valued attribute
+  (emails, phoneNumbers, addresses, ...);
+- ``scim_group`` and ``scim_membership``: groups and their direct members.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+__all__ = ["Group", "Membership", "Team", "User", "UserValue", "metadata"]
+
+
+def _json_column() -> Any:
+    return Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class Team(SQLModel, table=True):
+    __tablename__ = "team"
+
+    pk: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(max_length=64, unique=True, index=True)
+    name: str = Field(default="", max_length=200)
+    scim_enabled: bool = Field(default=True)
+    default_adapter: str = Field(default="generic", max_length=64)
+    options: dict[str, Any] | None = _json_column()
+    created: datetime
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "scim_user"
+    __table_args__ = (
+        UniqueConstraint("team_pk", "user_name_ci", name="uq_user_team_username"),
+        Index("ix_user_team_external_id", "team_pk", "external_id"),
+        Index("ix_user_team_pk", "team_pk", "pk"),
+    )
+
+    pk: int | None = Field(default=None, primary_key=True)
+    id: str = Field(max_length=64, unique=True)
+    team_pk: int = Field(sa_column=Column(Integer, ForeignKey("team.pk"), nullable=False))
+    user_name: str = Field(max_length=512)
+    user_name_ci: str = Field(max_length=512)
+    external_id: str | None = Field(default=None, max_length=512)
+    display_name: str | None = None
+    nick_name: str | None = None
+    profile_url: str | None = None
+    title: str | None = None
+    user_type: str | None = None
+    preferred_language: str | None = None
+    locale: str | None = None
+    timezone: str | None = None
+    active: bool = True
+    name_formatted: str | None = None
+    family_name: str | None = None
+    given_name: str | None = None
+    middle_name: str | None = None
+    honorific_prefix: str | None = None
+    honorific_suffix: str | None = None
+    employee_number: str | None = None
+    cost_center: str | None = None
+    organization: str | None = None
+    division: str | None = None
+    department: str | None = None
+    manager_id: str | None = None
+    manager_display_name: str | None = None
+    extra: dict[str, Any] | None = _json_column()
+    created: datetime
+    last_modified: datetime
+    version: int = 1
+
+
+class UserValue(SQLModel, table=True):
+    """One element of a user's multi-valued attribute (``attr`` names which)."""
+
+    __tablename__ = "scim_user_value"
+    __table_args__ = (
+        Index("ix_user_value_user", "user_pk"),
+        Index("ix_user_value_lookup", "team_pk", "attr", "value_ci"),
+    )
+
+    pk: int | None = Field(default=None, primary_key=True)
+    user_pk: int = Field(
+        sa_column=Column(Integer, ForeignKey("scim_user.pk", ondelete="CASCADE"), nullable=False)
+    )
+    team_pk: int
+    attr: str = Field(max_length=32)
+    position: int = 0
+    value: str | None = None
+    value_ci: str | None = None
+    type: str | None = Field(default=None, max_length=64)
+    primary: bool = False
+    display: str | None = None
+    formatted: str | None = None
+    street_address: str | None = None
+    locality: str | None = None
+    region: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+    extra: dict[str, Any] | None = _json_column()
+
+
+class Group(SQLModel, table=True):
+    __tablename__ = "scim_group"
+    __table_args__ = (
+        Index("ix_group_team_display", "team_pk", "display_name_ci"),
+        Index("ix_group_team_external_id", "team_pk", "external_id"),
+        Index("ix_group_team_pk", "team_pk", "pk"),
+    )
+
+    pk: int | None = Field(default=None, primary_key=True)
+    id: str = Field(max_length=64, unique=True)
+    team_pk: int = Field(sa_column=Column(Integer, ForeignKey("team.pk"), nullable=False))
+    display_name: str
+    display_name_ci: str
+    external_id: str | None = Field(default=None, max_length=512)
+    extra: dict[str, Any] | None = _json_column()
+    created: datetime
+    last_modified: datetime
+    version: int = 1
+
+
+class Membership(SQLModel, table=True):
+    """A direct member of a group: a user or another group, never both."""
+
+    __tablename__ = "scim_membership"
+    __table_args__ = (
+        UniqueConstraint("group_pk", "user_pk", name="uq_membership_user"),
+        UniqueConstraint("group_pk", "child_group_pk", name="uq_membership_group"),
+        Index("ix_membership_user", "user_pk"),
+        Index("ix_membership_child_group", "child_group_pk"),
+    )
+
+    pk: int | None = Field(default=None, primary_key=True)
+    team_pk: int
+    group_pk: int = Field(
+        sa_column=Column(Integer, ForeignKey("scim_group.pk", ondelete="CASCADE"), nullable=False)
+    )
+    user_pk: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("scim_user.pk", ondelete="CASCADE"), nullable=True),
+    )
+    child_group_pk: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("scim_group.pk", ondelete="CASCADE"), nullable=True),
+    )
+
+
+metadata = SQLModel.metadata

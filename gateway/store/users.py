@@ -1,0 +1,228 @@
+"""User repository: SQL for the ``scim_user`` and ``scim_user_value`` tables.
+
+Functions take an open :class:`~sqlalchemy.Connection` inside a transaction and
+the ``team_pk`` of the authenticated key; every statement is scoped by it, so a
+user of another team is simply not found.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..scim.errors import NotFound, PreconditionFailed, Uniqueness
+from ..scim.projection import Projection
+from ..scim.schemas import USER
+from .common import ListQuery, Page, etag, meta, utcnow
+from .mapping import user_from_rows, user_to_rows
+from .query import compile_filter, groups, memberships, sort_expression, users, values
+
+__all__ = [
+    "check_version",
+    "create_user",
+    "delete_user",
+    "get_user",
+    "list_users",
+    "load_user",
+    "render_users",
+    "save_user",
+]
+
+_VALUE_FIELDS = [c for c in values.c if c.name not in ("pk", "user_pk", "team_pk")]
+
+
+def check_version(row: Row[Any], if_match: set[str] | None) -> None:
+    """RFC 7644 §3.14: a write with ``If-Match`` needs the current version."""
+    if if_match is None or "*" in if_match:
+        return
+    if etag(row.version) not in if_match and f'"{row.version}"' not in if_match:
+        raise PreconditionFailed(
+            f"The resource has changed: its version is {etag(row.version)}. "
+            "Read it again and retry."
+        )
+
+
+def _find_row(conn: Connection, team_pk: int, user_id: str, *, lock: bool = False) -> Row[Any]:
+    stmt = select(users).where(users.c.team_pk == team_pk, users.c.id == user_id)
+    if lock and conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    row = conn.execute(stmt).first()
+    if row is None:
+        raise NotFound(f"User {user_id} not found.")
+    return row
+
+
+def _load_values(conn: Connection, user_pks: Sequence[int]) -> dict[int, list[Any]]:
+    out: dict[int, list[Any]] = defaultdict(list)
+    if not user_pks:
+        return out
+    stmt = (
+        select(values.c.user_pk, *_VALUE_FIELDS)
+        .where(values.c.user_pk.in_(user_pks))
+        .order_by(values.c.pk)
+    )
+    for row in conn.execute(stmt):
+        out[row.user_pk].append(row._mapping)
+    return out
+
+
+def _load_groups(conn: Connection, user_pks: Sequence[int], base_url: str) -> dict[int, list[Any]]:
+    out: dict[int, list[Any]] = defaultdict(list)
+    if not user_pks:
+        return out
+    stmt = (
+        select(memberships.c.user_pk, groups.c.id, groups.c.display_name)
+        .join(groups, groups.c.pk == memberships.c.group_pk)
+        .where(memberships.c.user_pk.in_(user_pks))
+        .order_by(groups.c.pk)
+    )
+    for row in conn.execute(stmt):
+        out[row.user_pk].append(
+            {
+                "value": row.id,
+                "$ref": f"{base_url}/Groups/{row.id}",
+                "display": row.display_name,
+                "type": "direct",
+            }
+        )
+    return out
+
+
+def render_users(
+    conn: Connection, rows: Sequence[Row[Any]], *, base_url: str, projection: Projection | None
+) -> list[dict[str, Any]]:
+    pks = [row.pk for row in rows]
+    value_map = _load_values(conn, pks)
+    want_groups = projection is None or projection.wants("groups")
+    group_map = _load_groups(conn, pks, base_url) if want_groups else {}
+    out = []
+    for row in rows:
+        doc = user_from_rows(row._mapping, value_map.get(row.pk, ()), base_url=base_url)
+        resource: dict[str, Any] = {"schemas": doc.pop("schemas"), "id": row.id, **doc}
+        member_of = group_map.get(row.pk)
+        if member_of:
+            resource["groups"] = member_of
+        resource["meta"] = meta("User", row, f"{base_url}/Users/{row.id}")
+        out.append(projection.apply(resource) if projection is not None else resource)
+    return out
+
+
+def _insert_values(
+    conn: Connection, team_pk: int, user_pk: int, rows: Iterable[dict[str, Any]]
+) -> None:
+    batch = [{**row, "user_pk": user_pk, "team_pk": team_pk} for row in rows]
+    if batch:
+        conn.execute(insert(values), batch)
+
+
+def _taken(conn: Connection, team_pk: int, user_name_ci: str, except_pk: int | None) -> bool:
+    stmt = select(users.c.pk).where(
+        users.c.team_pk == team_pk, users.c.user_name_ci == user_name_ci
+    )
+    if except_pk is not None:
+        stmt = stmt.where(users.c.pk != except_pk)
+    return conn.execute(stmt.limit(1)).first() is not None
+
+
+def _uniqueness(user_name: str) -> Uniqueness:
+    return Uniqueness(f"A user with userName {user_name!r} already exists in this team.")
+
+
+def create_user(
+    conn: Connection, team_pk: int, resource: dict[str, Any], *, base_url: str
+) -> dict[str, Any]:
+    """Insert a canonical User; 409 ``uniqueness`` when its userName is taken."""
+    columns, value_rows = user_to_rows(resource)
+    if _taken(conn, team_pk, columns["user_name_ci"], None):
+        raise _uniqueness(columns["user_name"])
+    now = utcnow()
+    user_id = str(uuid.uuid4())
+    try:
+        user_pk = conn.execute(
+            insert(users).returning(users.c.pk),
+            {
+                **columns,
+                "id": user_id,
+                "team_pk": team_pk,
+                "created": now,
+                "last_modified": now,
+                "version": 1,
+            },
+        ).scalar_one()
+    except IntegrityError as exc:
+        raise _uniqueness(columns["user_name"]) from exc
+    _insert_values(conn, team_pk, user_pk, value_rows)
+    row = _find_row(conn, team_pk, user_id)
+    return render_users(conn, [row], base_url=base_url, projection=None)[0]
+
+
+def get_user(
+    conn: Connection, team_pk: int, user_id: str, *, base_url: str, projection: Projection | None
+) -> dict[str, Any]:
+    row = _find_row(conn, team_pk, user_id)
+    return render_users(conn, [row], base_url=base_url, projection=projection)[0]
+
+
+def load_user(
+    conn: Connection, team_pk: int, user_id: str, *, base_url: str, if_match: set[str] | None
+) -> tuple[Row[Any], dict[str, Any]]:
+    """The locked row and its canonical resource, for a read-modify-write."""
+    row = _find_row(conn, team_pk, user_id, lock=True)
+    check_version(row, if_match)
+    resource = render_users(conn, [row], base_url=base_url, projection=None)[0]
+    return row, resource
+
+
+def save_user(
+    conn: Connection, team_pk: int, row: Row[Any], resource: dict[str, Any], *, base_url: str
+) -> dict[str, Any]:
+    """Replace a user's stored attributes with ``resource`` (a canonical User)."""
+    columns, value_rows = user_to_rows(resource)
+    if columns["user_name_ci"] != row.user_name_ci and _taken(
+        conn, team_pk, columns["user_name_ci"], row.pk
+    ):
+        raise _uniqueness(columns["user_name"])
+    try:
+        conn.execute(
+            update(users)
+            .where(users.c.pk == row.pk)
+            .values(**columns, last_modified=utcnow(), version=users.c.version + 1)
+        )
+    except IntegrityError as exc:
+        raise _uniqueness(columns["user_name"]) from exc
+    conn.execute(delete(values).where(values.c.user_pk == row.pk))
+    _insert_values(conn, team_pk, row.pk, value_rows)
+    fresh = _find_row(conn, team_pk, row.id)
+    return render_users(conn, [fresh], base_url=base_url, projection=None)[0]
+
+
+def delete_user(conn: Connection, team_pk: int, user_id: str, *, if_match: set[str] | None) -> None:
+    row = _find_row(conn, team_pk, user_id, lock=True)
+    check_version(row, if_match)
+    conn.execute(delete(memberships).where(memberships.c.user_pk == row.pk))
+    conn.execute(delete(values).where(values.c.user_pk == row.pk))
+    conn.execute(delete(users).where(users.c.pk == row.pk))
+
+
+def list_users(
+    conn: Connection, team_pk: int, query: ListQuery, *, base_url: str, projection: Projection
+) -> Page:
+    where = [users.c.team_pk == team_pk, compile_filter(USER, query.filter)]
+    total = conn.execute(select(func.count()).select_from(users).where(*where)).scalar_one()
+    if query.count == 0 or query.start_index > total:
+        return Page(total=total, resources=[], start_index=query.start_index)
+    stmt = select(users).where(*where)
+    if query.sort_by is not None:
+        key = sort_expression(USER, query.sort_by)
+        stmt = stmt.order_by(
+            key.desc().nulls_last() if query.descending else key.asc().nulls_last()
+        )
+    stmt = stmt.order_by(users.c.pk).offset(query.start_index - 1).limit(query.count)
+    rows = conn.execute(stmt).all()
+    resources = render_users(conn, rows, base_url=base_url, projection=projection)
+    return Page(total=total, resources=resources, start_index=query.start_index)

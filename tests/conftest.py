@@ -1,0 +1,136 @@
+"""Shared fixtures: every SCIM test runs on SQLite and, where configured, PostgreSQL.
+
+PostgreSQL is named by ``SCIM_GATEWAY_TEST_POSTGRES_URL`` (``.ci/run`` sets it).
+Each test provisions its own team on a shared schema, which is itself a check of
+team isolation: no test can see another test's data.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from gateway.app import create_app
+from gateway.config import AuthSettings, DatabaseSettings, SecretRef, Settings
+
+POSTGRES_URL = os.environ.get("SCIM_GATEWAY_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite", "postgres"]
+SCIM = "application/scim+json"
+
+USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
+GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    if not POSTGRES_URL:
+        pytest.skip("SCIM_GATEWAY_TEST_POSTGRES_URL is not set; PostgreSQL tests need it")
+    from sqlalchemy import text
+
+    from gateway.store.db import make_engine
+    from gateway.store.tables import metadata
+
+    engine = make_engine(POSTGRES_URL)
+    with engine.begin() as conn:
+        conn.execute(text("SELECT 1"))
+    metadata.drop_all(engine)
+    metadata.create_all(engine)
+    engine.dispose()
+    return POSTGRES_URL
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'gateway.sqlite3'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def token(monkeypatch: pytest.MonkeyPatch) -> str:
+    value = "test-" + uuid.uuid4().hex
+    monkeypatch.setenv("SCIM_GATEWAY_TEST_TOKEN", value)
+    return value
+
+
+@pytest.fixture
+def settings(database_url: str, token: str) -> Settings:
+    team = "team-" + uuid.uuid4().hex[:12]
+    return Settings(
+        database=DatabaseSettings(url=database_url),
+        auth=AuthSettings(token=SecretRef(env="SCIM_GATEWAY_TEST_TOKEN"), default_team=team),
+        source="<tests>",
+    )
+
+
+def make_client(settings: Settings, token: str | None) -> Iterator[TestClient]:
+    app = create_app(settings)
+    headers = {"Content-Type": SCIM}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    with TestClient(app, base_url="http://testserver", headers=headers) as client:
+        yield client
+
+
+@pytest.fixture
+def client(settings: Settings, token: str) -> Iterator[TestClient]:
+    """A SCIM client for one fresh team, on each backend."""
+    yield from make_client(settings, token)
+
+
+@pytest.fixture
+def anon(settings: Settings) -> Iterator[TestClient]:
+    """A client that sends no credential."""
+    yield from make_client(settings, None)
+
+
+@pytest.fixture
+def limited(settings: Settings, token: str, request: pytest.FixtureRequest) -> Iterator[TestClient]:
+    """A client on a gateway with small limits: ``@pytest.mark.parametrize`` not needed."""
+    limits = replace(
+        settings.limits,
+        max_results=5,
+        default_count=5,
+        max_body_bytes=4096,
+        bulk_max_operations=3,
+        bulk_max_payload_bytes=4096,
+        max_patch_operations=5,
+        max_filter_length=200,
+    )
+    yield from make_client(settings.replace(limits=limits), token)
+
+
+def new_user(client: TestClient, user_name: str, **attrs: Any) -> dict[str, Any]:
+    body = {"schemas": [USER_SCHEMA], "userName": user_name, **attrs}
+    response = client.post("/scim/v2/Users", json=body)
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def new_group(
+    client: TestClient, display_name: str, members: list[str] | None = None, **attrs: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"schemas": [GROUP_SCHEMA], "displayName": display_name, **attrs}
+    if members is not None:
+        body["members"] = [{"value": m} for m in members]
+    response = client.post("/scim/v2/Groups", json=body)
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def patch(client: TestClient, path: str, *ops: dict[str, Any], **kw: Any) -> Any:
+    return client.patch(path, json={"schemas": [PATCH_OP], "Operations": list(ops)}, **kw)
