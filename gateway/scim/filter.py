@@ -704,11 +704,12 @@ def _compare_one(op: str, actual: Any, expected: str | int | float | bool, exact
 
 def _evaluate(node: Node, item: Mapping[str, Any], case_exact: Callable[[AttrPath], bool]) -> bool:
     if isinstance(node, Compare):
-        values = [_primary_value(v) for v in _resolve(node.path, item)]
+        found = _resolve(node.path, item)
         expected = node.value
-        if expected is None:
-            present = any(_is_present(v) for v in values)
+        if expected is None:  # "eq null" is "not pr", "ne null" is "pr"
+            present = any(_is_present(v) for v in found)
             return not present if node.op == "eq" else present
+        values = [_primary_value(v) for v in found]
         exact = case_exact(node.path) if isinstance(expected, str) else True
         if node.op == "ne":
             return not values or any(not _compare_one("eq", v, expected, exact) for v in values)
@@ -743,8 +744,8 @@ def matches(
     dateTimes compare chronologically. A multi-valued attribute matches when any of
     its values does; a complex value compared without a sub-attribute stands for its
     ``value`` sub-attribute. Values of a different type than the filter's literal
-    never match (so ``ne`` is true for them). ``eq null`` matches an absent attribute
-    and ``ne null`` a present one. ``pr`` requires a value that is not null, ``""``,
-    ``[]`` or ``{}``.
+    never match (so ``ne`` is true for them). ``pr`` requires a value that is not null,
+    ``""``, ``[]`` or ``{}``; ``eq null`` is the opposite of ``pr`` and ``ne null`` the
+    same as ``pr``.
     """
     return _evaluate(node, item, case_exact)

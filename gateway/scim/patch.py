@@ -116,6 +116,26 @@ def _get(mapping: dict[str, Any], name: str) -> tuple[bool, Any]:
     return (False, None) if key is None else (True, mapping[key])
 
 
+def _put(mapping: dict[str, Any], name: str, value: Any) -> None:
+    """Set ``mapping[name]``, or delete it when ``value`` is ``None``.
+
+    A key that matches ``name`` ignoring case is replaced in its position, so values
+    keep the order they were stored in.
+    """
+    present = _key_of(mapping, name)
+    if value is None:
+        if present is not None:
+            del mapping[present]
+        return
+    if present is None or present == name:
+        mapping[name] = value
+        return
+    items = list(mapping.items())
+    mapping.clear()
+    for key, item in items:
+        mapping[name if key == present else key] = value if key == present else item
+
+
 def _json_type(value: Any) -> str:
     if value is None:
         return "null"
@@ -622,13 +642,9 @@ class _Patcher:
             given = _check_complex(attr, value, raw, keep_nulls=True)
             new = dict(old) if isinstance(old, dict) else {}
             for name, item in given.items():
-                present = _key_of(new, name)
-                if present is not None:
-                    del new[present]
-                if item is not None:
-                    new[name] = item
-                else:
+                if item is None:
                     self._check_sub_removable(attr.sub(name), f"{raw}.{name}")
+                _put(new, name, item)
             for sub in attr.sub_attributes:
                 self._check_sub_change(sub, old, new, f"{raw}.{sub.name}")
         else:
@@ -640,11 +656,7 @@ class _Patcher:
         if isinstance(old, dict) and isinstance(value, dict):
             merged = dict(old)
             for name, item in value.items():
-                present = _key_of(merged, name)
-                if present is not None:
-                    del merged[present]
-                if item is not None:
-                    merged[name] = item
+                _put(merged, _key_of(merged, name) or name, item)
             return merged
         if op == "add" and isinstance(old, list):
             result = list(old)
@@ -670,12 +682,13 @@ class _Patcher:
             merged = dict(existing)
             for name, sub_value in item.items():
                 sub = attr.sub(name)
-                present = _key_of(merged, name)
-                if sub is not None and sub.mutability == "immutable" and present is not None:
+                # The matched value keeps its identity ("value", "type") and immutable parts.
+                kept = name.lower() in ("value", "type") or (
+                    sub is not None and sub.mutability == "immutable"
+                )
+                if kept and _key_of(merged, name) is not None:
                     continue
-                if present is not None:
-                    del merged[present]
-                merged[name] = sub_value
+                _put(merged, name, sub_value)
             if merged != existing:
                 result[index] = merged
                 self._touch(merged)
@@ -736,13 +749,10 @@ class _Patcher:
             if op == "add":
                 return
             self._check_sub_removable(sub, raw)
-            if present is not None:
-                del new[present]
+            _put(new, name, None)
         else:
             checked = copy.deepcopy(value) if sub is None else _check_value(sub, value, raw)
-            if present is not None:
-                del new[present]
-            new[name] = checked
+            _put(new, name, checked)
         self._check_sub_change(sub, old, new, raw)
         self._store(container, key, target, old, new, raw)
 
@@ -816,11 +826,8 @@ class _Patcher:
                 raise InvalidPath(f"'{raw}': the values are not complex.")
             before = dict(element)
             present = _key_of(element, target.sub_name)
-            if present is not None:
-                del element[present]
-            if checked is not None:
-                name = sub.name if sub is not None else (present or target.sub_name)
-                element[name] = copy.deepcopy(checked)
+            name = sub.name if sub is not None else (present or target.sub_name)
+            _put(element, name, copy.deepcopy(checked))
             self._check_sub_change(sub, before, element, raw)
             self._touch(element)
 
@@ -861,11 +868,7 @@ class _Patcher:
             else:
                 element = dict(before)
                 for name, item in given.items():
-                    present = _key_of(element, name)
-                    if present is not None:
-                        del element[present]
-                    if item is not None:
-                        element[name] = copy.deepcopy(item)
+                    _put(element, name, copy.deepcopy(item))
             if attr is not None:
                 for sub in attr.sub_attributes:
                     self._check_sub_change(sub, before, element, f"{raw}.{sub.name}")

@@ -761,3 +761,12 @@ def test_round_trip(node: Node) -> None:
 @given(_FILTERS, st.dictionaries(_NAMES, st.text(max_size=5) | _JSON_NUMBERS | st.booleans()))
 def test_matches_never_crashes(node: Node, item: dict[str, Any]) -> None:
     assert matches(node, item) in (True, False)
+
+
+def test_matches_null_is_presence() -> None:
+    item = {"name": {"givenName": "B"}, "nickName": "", "manager": {"value": None}}
+    assert not matches(parse_filter("name eq null"), item)
+    assert matches(parse_filter("name ne null"), item)
+    assert matches(parse_filter("nickName eq null"), item)
+    assert matches(parse_filter("missing eq null"), item)
+    assert matches(parse_filter("manager.value eq null"), item)
