@@ -8,22 +8,25 @@ import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
-from .auth import Principal, TokenAuthenticator
+from .auth import KeyAuthenticator, Principal, TokenAuthenticator, bearer_token, load_hasher
 from .config import Settings
 from .http import ScimResponse
+from .keys import KeyHasher, parse_key
 from .routes.discovery import routes_for_discovery
 from .routes.groups import routes_for_groups
 from .routes.search import routes_for_root_search
 from .routes.users import routes_for_users
-from .scim.errors import ScimError, Unauthorized
+from .scim.errors import ScimError
 from .store.bootstrap import ensure_team, prepare_database
 from .store.db import Database, make_engine
+from .team_config import apply_config_teams
 
 __all__ = ["Gateway", "app_factory", "create_app"]
 
@@ -48,27 +51,37 @@ class Gateway:
             )
         )
         self._authenticator: TokenAuthenticator | None = None
+        self.hasher: KeyHasher
+        self.keys: KeyAuthenticator
 
     def start(self) -> None:
         prepare_database(self.db)
+        security = self.settings.security
+        secret = None
+        if security.key_secret is not None:
+            secret = security.key_secret.resolve(
+                where=f"{self.settings.source}: security.key_secret"
+            )
+        self.hasher = load_hasher(self.db, secret)
+        self.keys = KeyAuthenticator(self.db, self.hasher)
+        apply_config_teams(self.db, self.settings)
         auth = self.settings.auth
-        team_pk = ensure_team(self.db, auth.default_team)
         token = None
         if auth.token is not None:
             token = auth.token.resolve(where=f"{self.settings.source}: auth.token")
         elif os.environ.get("SCIM_GATEWAY_TOKEN"):
             token = os.environ["SCIM_GATEWAY_TOKEN"]
         if token is not None:
+            team_pk = ensure_team(self.db, auth.default_team)
             self._authenticator = TokenAuthenticator(
                 token, Principal(team_pk=team_pk, team_slug=auth.default_team)
             )
 
     async def authenticate(self, request: Request) -> Principal:
-        if self._authenticator is None:
-            raise Unauthorized(
-                "No SCIM credential is configured on this gateway: set auth.token in the config."
-            )
-        return self._authenticator.authenticate(request)
+        token = bearer_token(request)
+        if self._authenticator is not None and parse_key(token) is None:
+            return self._authenticator.verify(token)
+        return await anyio.to_thread.run_sync(self.keys.verify, token)
 
     def stop(self) -> None:
         self.db.dispose()

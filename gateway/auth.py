@@ -1,21 +1,45 @@
-"""Who is calling: a bearer token resolved to the team it provisions.
+"""Who is calling: a SCIM API key resolved to its team and adapter.
 
 Routes take the team from the :class:`Principal` this module returns, never from
-the URL or the body. Tokens are compared as SHA-256 digests in constant time,
-and no token is ever logged or echoed.
+the URL or the body. Every failure (no key, a malformed, unknown, expired or
+revoked key) does the same work, one indexed lookup and one HMAC, and answers the
+same 401, so the answer tells an attacker nothing. Keys are never logged.
+
+"Last used" is written at most once a minute per key, never on every request.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from sqlalchemy import Connection, select, update
 from starlette.requests import Request
 
-from .scim.errors import Unauthorized
+from .keys import DUMMY_KEY_ID, KeyHasher, parse_key
+from .scim.errors import Forbidden, Unauthorized
+from .store.bootstrap import shared_secret
+from .store.db import Database
+from .store.tables import ApiKey, Team
+from .teams import key_status
 
-__all__ = ["Principal", "TokenAuthenticator", "bearer_token"]
+__all__ = [
+    "LAST_USED_EVERY",
+    "KeyAuthenticator",
+    "Principal",
+    "TokenAuthenticator",
+    "bearer_token",
+    "load_hasher",
+]
+
+keys = ApiKey.__table__  # type: ignore[attr-defined]
+teams = Team.__table__  # type: ignore[attr-defined]
+
+LAST_USED_EVERY = timedelta(seconds=60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,20 +61,94 @@ def bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+def load_hasher(db: Database, configured: str | None) -> KeyHasher:
+    """The key hasher: the configured secret, else the one shared through the database."""
+    if configured is not None:
+        return KeyHasher(configured.encode("utf-8"))
+    value = shared_secret(db, "key_hash_secret", lambda: secrets.token_hex(32))
+    return KeyHasher(bytes.fromhex(value))
+
+
+_KEY_COLUMNS = (
+    keys.c.pk,
+    keys.c.key_id,
+    keys.c.name,
+    keys.c.adapter,
+    keys.c.secret_hash,
+    keys.c.expires_at,
+    keys.c.revoked_at,
+    keys.c.last_used_at,
+    teams.c.pk.label("team_pk"),
+    teams.c.slug,
+    teams.c.scim_enabled,
+    teams.c.default_adapter,
+)
 
 
 class TokenAuthenticator:
-    """One configured token that provisions one team."""
+    """One configured static token for one team (``[auth] token``)."""
 
     def __init__(self, token: str, principal: Principal) -> None:
-        self._digest = _digest(token)
+        self._digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
         self._principal = principal
 
-    def authenticate(self, request: Request) -> Principal:
-        token = bearer_token(request)
-        presented = _digest(token) if token is not None else b"\0" * 32
+    def verify(self, token: str | None) -> Principal:
+        presented = hashlib.sha256((token or "").encode("utf-8", "surrogatepass")).digest()
         if not hmac.compare_digest(presented, self._digest) or token is None:
             raise Unauthorized()
         return self._principal
+
+
+class KeyAuthenticator:
+    def __init__(self, db: Database, hasher: KeyHasher) -> None:
+        self.db = db
+        self.hasher = hasher
+        self._dummy_hash = hasher.hash("scimgw_" + secrets.token_urlsafe(32))
+
+    def _lookup(self, conn: Connection, key_id: str) -> Any:
+        stmt = (
+            select(*_KEY_COLUMNS)
+            .join(teams, teams.c.pk == keys.c.team_pk)
+            .where(keys.c.key_id == key_id)
+        )
+        return conn.execute(stmt).first()
+
+    def verify(self, token: str | None) -> Principal:
+        """The principal for ``token``; 401 for any bad key, 403 while SCIM is off."""
+        key_id = parse_key(token) or DUMMY_KEY_ID
+        row = self.db.call(lambda conn: self._lookup(conn, key_id))
+        stored = row.secret_hash if row is not None else self._dummy_hash
+        valid = self.hasher.matches(token or "", stored)
+        now = datetime.now(UTC)
+        usable = row is not None and key_status(row, now) in ("active", "retiring")
+        if not (valid and usable and token is not None):
+            raise Unauthorized(
+                "The SCIM API key is missing, unknown, expired or revoked. "
+                "Send 'Authorization: Bearer <key>' with a current key of your team."
+            )
+        if not row.scim_enabled:
+            raise Forbidden(
+                f"SCIM provisioning is disabled for team '{row.slug}'. A team admin can turn it "
+                "on again; the team's data is kept."
+            )
+        self._touch(row, now)
+        return Principal(
+            team_pk=row.team_pk,
+            team_slug=row.slug,
+            adapter=row.adapter or row.default_adapter,
+            key_id=row.key_id,
+            key_name=row.name,
+        )
+
+    def _touch(self, row: Any, now: datetime) -> None:
+        last = row.last_used_at
+        if last is not None and last.tzinfo is None:
+            last = last.replace(tzinfo=UTC)
+        if last is not None and now - last < LAST_USED_EVERY:
+            return
+        self.db.call(
+            lambda conn: conn.execute(
+                update(keys).where(keys.c.pk == row.pk).values(last_used_at=now)
+            ),
+            write=True,
+        )

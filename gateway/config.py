@@ -100,11 +100,44 @@ class AuthSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SecuritySettings:
+    key_secret: SecretRef | None = None
+    """Server secret under which SCIM API keys are hashed (HMAC-SHA-256), at least 32
+    bytes. Unset: one is generated and kept in the database, shared by all processes."""
+    sso_ca_bundle: str = ""
+    """CA bundle (PEM file) trusted when fetching OpenID discovery documents; empty:
+    the system's trust store."""
+
+
+@dataclass(frozen=True, slots=True)
+class AdminSettings:
+    token_sha256: str = ""
+    """SHA-256 (hex) of the operator token for /admin/v1; empty disables the admin API.
+    Print it with: scim-gateway admin hash-token."""
+
+
+@dataclass(frozen=True, slots=True)
+class TeamSettings:
+    """A team declared in the config file (``[teams.<slug>]``)."""
+
+    slug: str
+    name: str | None = None
+    scim_enabled: bool | None = None
+    default_adapter: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    sso: dict[str, Any] | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)
+    teams: tuple[TeamSettings, ...] = ()
     source: str = "<built-in defaults>"
 
     def replace(self, **changes: Any) -> Settings:
@@ -118,6 +151,19 @@ _SECTIONS: dict[str, type[Any]] = {
     "database": DatabaseSettings,
     "limits": LimitSettings,
     "auth": AuthSettings,
+    "security": SecuritySettings,
+    "admin": AdminSettings,
+}
+_TEAM_KEYS = {
+    "name": str,
+    "scim_enabled": bool,
+    "default_adapter": str,
+    "options": dict,
+    "sso": dict,
+}
+_SSO_KEYS = {
+    "saml": {"method", "entity_id", "sso_url", "certificate"},
+    "oidc": {"method", "issuer", "client_id", "client_secret"},
 }
 
 
@@ -172,13 +218,85 @@ def _build_section(cls: type[Any], data: Any, *, where: str) -> Any:
     return cls(**values)
 
 
+def _parse_sso(data: Any, *, where: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ConfigError(f'{where}: expected a table with method = "saml" or "oidc".')
+    method = data.get("method")
+    if method not in _SSO_KEYS:
+        raise ConfigError(f'{where}.method: expected "saml" or "oidc", got {method!r}.')
+    allowed = _SSO_KEYS[method]
+    for key in data:
+        if key not in allowed:
+            raise ConfigError(
+                f"{where}.{key}: unknown key for {method} SSO. Known keys: "
+                f"{', '.join(sorted(allowed))}."
+            )
+    for key in sorted(allowed):
+        if key not in data:
+            raise ConfigError(
+                f"{where}.{key}: missing; {method} SSO needs {', '.join(sorted(allowed))}."
+            )
+    out = dict(data)
+    if method == "oidc":
+        out["client_secret"] = _parse_secret(data["client_secret"], where=f"{where}.client_secret")
+    elif isinstance(data["certificate"], dict):
+        ref = data["certificate"]
+        if set(ref) != {"file"} or not isinstance(ref["file"], str):
+            raise ConfigError(
+                f'{where}.certificate: expected a PEM string or {{ file = "idp.pem" }}.'
+            )
+        out["certificate"] = SecretRef(file=ref["file"])
+    elif not isinstance(data["certificate"], str):
+        raise ConfigError(f'{where}.certificate: expected a PEM string or {{ file = "idp.pem" }}.')
+    for key in allowed - {"certificate", "client_secret"}:
+        if not isinstance(out[key], str):
+            raise ConfigError(f"{where}.{key}: expected a string.")
+    return out
+
+
+def _parse_teams(data: Any, *, source: str) -> tuple[TeamSettings, ...]:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: teams: expected tables such as [teams.acme].")
+    out = []
+    for slug, table in data.items():
+        where = f"{source}: teams.{slug}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: expected a table ([teams.{slug}]).")
+        for key, value in table.items():
+            if key not in _TEAM_KEYS:
+                raise ConfigError(
+                    f"{where}.{key}: unknown key. Known keys here: {', '.join(sorted(_TEAM_KEYS))}."
+                )
+            if not isinstance(value, _TEAM_KEYS[key]):
+                raise ConfigError(
+                    f"{where}.{key}: expected {_type_name(_TEAM_KEYS[key].__name__)}, "
+                    f"got {value!r}."
+                )
+        sso = _parse_sso(table["sso"], where=f"{where}.sso") if "sso" in table else None
+        out.append(
+            TeamSettings(
+                slug=slug,
+                name=table.get("name"),
+                scim_enabled=table.get("scim_enabled"),
+                default_adapter=table.get("default_adapter"),
+                options=dict(table.get("options") or {}),
+                sso=sso,
+                raw=table,
+            )
+        )
+    return tuple(out)
+
+
 def settings_from_dict(data: dict[str, Any], *, source: str) -> Settings:
     values: dict[str, Any] = {"source": source}
     for section, content in data.items():
+        if section == "teams":
+            values["teams"] = _parse_teams(content, source=source)
+            continue
         if section not in _SECTIONS:
             raise ConfigError(
                 f"{source}: unknown section [{section}]. "
-                f"Known sections: {', '.join('[' + s + ']' for s in _SECTIONS)}."
+                f"Known sections: {', '.join('[' + s + ']' for s in [*_SECTIONS, 'teams'])}."
             )
         values[section] = _build_section(_SECTIONS[section], content, where=f"{source}: {section}")
     settings = Settings(**values)
@@ -192,6 +310,12 @@ def _check(settings: Settings) -> None:
         raise ConfigError(
             f"{settings.source}: limits.default_count ({limits.default_count}) is larger than "
             f"limits.max_results ({limits.max_results}); lower it."
+        )
+    digest = settings.admin.token_sha256
+    if digest and (len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest)):
+        raise ConfigError(
+            f"{settings.source}: admin.token_sha256 must be 64 lowercase hex characters; "
+            "print it with: scim-gateway admin hash-token"
         )
     url = settings.database.url
     if not url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):

@@ -33,21 +33,27 @@ ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> str:
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL schema for this test run, as a URL any process can use.
+
+    Concurrent runs on one database never meet: each gets its own schema (through
+    the connection's ``search_path``), created here and dropped at the end.
+    """
     if not POSTGRES_URL:
         pytest.skip("SCIM_GATEWAY_TEST_POSTGRES_URL is not set; PostgreSQL tests need it")
     from sqlalchemy import text
 
     from gateway.store.db import make_engine
-    from gateway.store.tables import metadata
 
-    engine = make_engine(POSTGRES_URL)
-    with engine.begin() as conn:
-        conn.execute(text("SELECT 1"))
-    metadata.drop_all(engine)
-    metadata.create_all(engine)
-    engine.dispose()
-    return POSTGRES_URL
+    schema = "test_" + uuid.uuid4().hex[:12]
+    admin = make_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
 
 
 @pytest.fixture(params=BACKENDS)

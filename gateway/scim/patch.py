@@ -97,7 +97,7 @@ class MemberChange:
     filter: Node | None = None
 
 
-# --- small helpers --------------------------------------------------------------------
+# --- utilities ------------------------------------------------------------------------
 
 
 def _key_of(mapping: dict[str, Any], name: str) -> str | None:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from .common import utcnow
 from .db import Database
-from .tables import Team, metadata
+from .tables import GatewaySetting, Team, metadata
 
 __all__ = ["ensure_team", "prepare_database"]
 
 teams = Team.__table__  # type: ignore[attr-defined]
+settings_table = GatewaySetting.__table__  # type: ignore[attr-defined]
 
 
 def prepare_database(db: Database) -> None:
@@ -54,3 +57,25 @@ def ensure_team(db: Database, slug: str, name: str | None = None) -> int:
         found = find()
         assert found is not None
         return found
+
+
+def shared_secret(db: Database, name: str, generate: Callable[[], str]) -> str:
+    """A value every gateway process shares, generated once and kept in the database."""
+
+    def read() -> str | None:
+        with db.transaction(write=False) as conn:
+            stmt = select(settings_table.c.value).where(settings_table.c.name == name)
+            value: str | None = conn.execute(stmt).scalar()
+            return value
+
+    existing = read()
+    if existing is not None:
+        return existing
+    try:
+        with db.transaction(write=True) as conn:
+            conn.execute(insert(settings_table), {"name": name, "value": generate()})
+    except IntegrityError:
+        pass  # another process won the race; use its value
+    value = read()
+    assert value is not None
+    return value

@@ -29,15 +29,47 @@ def _json_column() -> Any:
 
 
 class Team(SQLModel, table=True):
+    """A customer team: its SSO connection and whether SCIM provisioning is on."""
+
     __tablename__ = "team"
 
     pk: int | None = Field(default=None, primary_key=True)
     slug: str = Field(max_length=64, unique=True, index=True)
     name: str = Field(default="", max_length=200)
-    scim_enabled: bool = Field(default=True)
+    scim_enabled: bool = Field(default=False)
     default_adapter: str = Field(default="generic", max_length=64)
     options: dict[str, Any] | None = _json_column()
+    sso: dict[str, Any] | None = _json_column()
+    config_digest: str | None = Field(default=None, max_length=64)
     created: datetime
+    updated: datetime | None = None
+
+
+class ApiKey(SQLModel, table=True):
+    """A named SCIM API key. Only a keyed hash of the key itself is stored."""
+
+    __tablename__ = "scim_key"
+
+    pk: int | None = Field(default=None, primary_key=True)
+    key_id: str = Field(max_length=16, unique=True)
+    team_pk: int = Field(sa_column=Column(Integer, ForeignKey("team.pk"), nullable=False))
+    name: str = Field(max_length=200)
+    adapter: str | None = Field(default=None, max_length=64)
+    secret_hash: str = Field(max_length=64)
+    created: datetime
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+    replaced_by: str | None = Field(default=None, max_length=16)
+
+
+class GatewaySetting(SQLModel, table=True):
+    """Process-wide values every gateway process must share (e.g. a generated secret)."""
+
+    __tablename__ = "gateway_setting"
+
+    name: str = Field(primary_key=True, max_length=64)
+    value: str
 
 
 class User(SQLModel, table=True):

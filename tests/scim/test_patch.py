@@ -368,6 +368,10 @@ class TestRemove:
         with pytest.raises(Mutability):
             patch(user, {"op": "remove", "path": path}, rt=rt)
 
+    def test_remove_group_display_name_is_mutability(self, group: dict[str, Any]) -> None:
+        with pytest.raises(Mutability):
+            patch(group, {"op": "remove", "path": "displayName"}, rt=GROUP)
+
     def test_replace_required_with_null_is_mutability(self, user: dict[str, Any]) -> None:
         with pytest.raises(Mutability):
             patch(user, {"op": "replace", "path": "userName", "value": None})
@@ -577,6 +581,28 @@ class TestPaths:
             "manager": {"value": "9"},
             "division": "West",
         }
+
+    def test_pathless_value_with_urn_qualified_names(self, user: dict[str, Any]) -> None:
+        out = patch(
+            user,
+            {
+                "op": "add",
+                "value": {
+                    f"{USER_SCHEMA}:nickName": "Babs",
+                    USER_SCHEMA: {"title": "Guide"},
+                    f"{ENTERPRISE_USER_SCHEMA}:costCenter": "4130",
+                },
+            },
+        )
+        assert (out["nickName"], out["title"]) == ("Babs", "Guide")
+        assert out[ENTERPRISE_USER_SCHEMA]["costCenter"] == "4130"
+        assert USER_SCHEMA not in out and f"{USER_SCHEMA}:nickName" not in out
+
+    def test_sub_attribute_of_multi_valued_without_filter_means_every_value(
+        self, user: dict[str, Any]
+    ) -> None:
+        out = patch(user, {"op": "remove", "path": "emails.primary"})
+        assert all("primary" not in e for e in out["emails"])
 
     def test_custom_extension_path_is_kept(self, user: dict[str, Any]) -> None:
         out = patch(

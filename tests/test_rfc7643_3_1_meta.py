@@ -1,0 +1,101 @@
+"""RFC 7643 §3.1: the common attributes ``id`` and ``meta`` on every resource."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from starlette.testclient import TestClient
+
+from tests.conftest import PATCH_OP, new_group, new_user, patch
+
+WEAK_ETAG = re.compile(r'^W/"[^"]+"$')
+
+
+def _instant(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    assert value.tzinfo is not None, f"{text} has no time zone"
+    return value
+
+
+def _check_meta(resource: dict[str, Any], resource_type: str, endpoint: str) -> None:
+    meta = resource["meta"]
+    assert set(meta) >= {"resourceType", "created", "lastModified", "location", "version"}
+    assert meta["resourceType"] == resource_type
+    assert meta["location"] == f"http://testserver/scim/v2/{endpoint}/{resource['id']}"
+    assert WEAK_ETAG.match(meta["version"]), meta["version"]
+    created, modified = _instant(meta["created"]), _instant(meta["lastModified"])
+    now = datetime.now(UTC)
+    assert now - timedelta(minutes=5) < created <= modified <= now + timedelta(seconds=5)
+
+
+def test_user_meta(client: TestClient) -> None:
+    user = new_user(client, "bjensen")
+
+    _check_meta(user, "User", "Users")
+    assert user["meta"]["created"] == user["meta"]["lastModified"]
+    _check_meta(client.get(f"/scim/v2/Users/{user['id']}").json(), "User", "Users")
+    listed = client.get("/scim/v2/Users").json()["Resources"]
+    _check_meta(listed[0], "User", "Users")
+
+
+def test_group_meta(client: TestClient) -> None:
+    group = new_group(client, "Tour Guides")
+
+    _check_meta(group, "Group", "Groups")
+    assert group["meta"]["created"] == group["meta"]["lastModified"]
+    _check_meta(client.get(f"/scim/v2/Groups/{group['id']}").json(), "Group", "Groups")
+    listed = client.get("/scim/v2/Groups").json()["Resources"]
+    _check_meta(listed[0], "Group", "Groups")
+
+
+def test_user_update_moves_last_modified_and_version_but_not_created(client: TestClient) -> None:
+    user = new_user(client, "bjensen")
+    time.sleep(0.01)
+    replaced = client.put(
+        f"/scim/v2/Users/{user['id']}", json={**user, "displayName": "Babs"}
+    ).json()
+    time.sleep(0.01)
+    patched = patch(
+        client,
+        f"/scim/v2/Users/{user['id']}",
+        {"op": "replace", "path": "nickName", "value": "Babs"},
+    ).json()
+
+    metas = [user["meta"], replaced["meta"], patched["meta"]]
+    assert len({m["created"] for m in metas}) == 1
+    assert len({m["version"] for m in metas}) == 3
+    modified = [_instant(m["lastModified"]) for m in metas]
+    assert modified[0] < modified[1] < modified[2]
+    _check_meta(patched, "User", "Users")
+
+
+def test_group_update_moves_last_modified_and_version_but_not_created(
+    client: TestClient,
+) -> None:
+    user = new_user(client, "bjensen")
+    group = new_group(client, "Tour Guides")
+    time.sleep(0.01)
+    client.put(
+        f"/scim/v2/Groups/{group['id']}",
+        json={"schemas": group["schemas"], "displayName": "Guides"},
+    )
+    after_put = client.get(f"/scim/v2/Groups/{group['id']}").json()
+    time.sleep(0.01)
+    response = client.patch(
+        f"/scim/v2/Groups/{group['id']}",
+        json={
+            "schemas": [PATCH_OP],
+            "Operations": [{"op": "add", "path": "members", "value": [{"value": user["id"]}]}],
+        },
+    )
+    assert response.status_code in (200, 204)
+    after_patch = client.get(f"/scim/v2/Groups/{group['id']}").json()
+
+    metas = [group["meta"], after_put["meta"], after_patch["meta"]]
+    assert len({m["created"] for m in metas}) == 1
+    assert len({m["version"] for m in metas}) == 3
+    modified = [_instant(m["lastModified"]) for m in metas]
+    assert modified[0] < modified[1] < modified[2]
