@@ -19,6 +19,7 @@ from .auth import KeyAuthenticator, Principal, TokenAuthenticator, bearer_token,
 from .config import Settings
 from .http import ScimResponse
 from .keys import KeyHasher, parse_key
+from .routes.bulk import routes_for_bulk
 from .routes.discovery import routes_for_discovery
 from .routes.groups import routes_for_groups
 from .routes.search import routes_for_root_search
@@ -135,7 +136,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             gateway.stop()
 
     scim_routes = _routes(
-        [routes_for_discovery, routes_for_root_search, routes_for_users, routes_for_groups]
+        [
+            routes_for_discovery,
+            routes_for_root_search,
+            routes_for_users,
+            routes_for_groups,
+            routes_for_bulk,
+        ]
     )
     app = Starlette(
         routes=[Mount("/scim/v2", routes=scim_routes)],

@@ -14,10 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
     Table,
     and_,
     exists,
+    false,
     func,
     literal,
     not_,
@@ -118,6 +120,29 @@ def _operator(col: Col, op: str, value: Any) -> Col:
     raise InvalidFilter(f"Unknown operator '{op}'.")
 
 
+def _negate(cond: Col) -> Col:
+    """``not (cond)`` in two-valued logic.
+
+    A comparison with a NULL column is NULL in SQL, and ``NOT NULL`` is NULL too, so
+    a plain ``NOT`` would drop resources that lack the attribute. In SCIM such a
+    comparison is simply false, and its negation true.
+    """
+    return not_(func.coalesce(cond, false(), type_=Boolean))
+
+
+_TEXT_TESTS: dict[str, Callable[[str, str], bool]] = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "co": lambda have, want: want in have,
+    "sw": str.startswith,
+    "ew": str.endswith,
+    "gt": operator.gt,
+    "ge": operator.ge,
+    "lt": operator.lt,
+    "le": operator.le,
+}
+
+
 def _present(col: Col, attr: Attribute) -> Col:
     if attr.type in ("string", "reference", "binary"):
         return and_(col.is_not(None), col != "")
@@ -137,7 +162,9 @@ class _Compiler:
         if isinstance(node, Or):
             return or_(self.node(node.left), self.node(node.right))
         if isinstance(node, Not):
-            return not_(self.node(node.expr))
+            return _negate(self.node(node.expr))
+        if isinstance(node, Compare | Present) and _is_schemas(node.path):
+            return self._schemas(node)
         if isinstance(node, Compare):
             return self.term(
                 node.path,
@@ -148,6 +175,29 @@ class _Compiler:
         if isinstance(node, ValuePath):
             return self.value_path(node)
         raise InvalidFilter("Unsupported filter expression.")
+
+    def _schemas(self, node: Compare | Present) -> Col:
+        """``schemas`` (RFC 7643 §3): the core schema's URN, plus each extension's URN
+        when the resource has attributes of it. URNs compare case-insensitively."""
+        candidates: list[tuple[str, Col]] = [(self.rt.schema.id, true())]
+        for extension, _required in self.rt.extensions:
+            columns = [
+                users.c[column]
+                for path, column in USER_COLUMNS
+                if self.rt is USER and path[0] == extension.id
+            ]
+            if columns:
+                candidates.append((extension.id, or_(*(c.is_not(None) for c in columns))))
+        if isinstance(node, Present):
+            return true()
+        if node.value is None and node.op in ("eq", "ne"):
+            return true() if node.op == "ne" else false()
+        if not isinstance(node.value, str):
+            raise InvalidFilter("'schemas' holds URNs: compare it with a quoted string.")
+        test = _TEXT_TESTS[node.op]
+        want = node.value.casefold()
+        wanted = [cond for urn, cond in candidates if test(urn.casefold(), want)]
+        return or_(*wanted) if wanted else false()
 
     def resolve(self, path: AttrPath) -> tuple[Attribute, Attribute | None, str | None]:
         resolved = self.rt.resolve(path.urn, path.attr, path.sub)
@@ -307,7 +357,7 @@ class _Inner:
         if isinstance(node, Or):
             return or_(self.node(node.left, leaf), self.node(node.right, leaf))
         if isinstance(node, Not):
-            return not_(self.node(node.expr, leaf))
+            return _negate(self.node(node.expr, leaf))
         if isinstance(node, Compare | Present):
             if node.path.urn or node.path.sub:
                 raise InvalidFilter(f"'{node.path}' is not a sub-attribute of '{self.attr.name}'.")
@@ -321,6 +371,10 @@ class _Inner:
                 return leaf(sub, lambda col, a, folded: _compare(col, op, value, a, folded=folded))
             return leaf(sub, lambda col, a, folded: _present(col, a))
         raise InvalidFilter("A value filter cannot contain another value filter.")
+
+
+def _is_schemas(path: AttrPath) -> bool:
+    return path.urn is None and path.sub is None and path.attr.lower() == "schemas"
 
 
 def compile_filter(rt: ResourceType, node: Node | None) -> Col:

@@ -76,10 +76,11 @@ class Served:
         return self.stderr_path.read_text(encoding="utf-8", errors="replace")
 
     def client(self, token: str | None = None) -> httpx.Client:
-        """An HTTP client for the SCIM root, sending the key unless told otherwise."""
+        """An HTTP client for the SCIM root with this process's key, another key, or
+        none at all (``token=""``)."""
         headers = {"Accept": SCIM}
         key = token if token is not None else self.token
-        if key is not None:
+        if key:
             headers["Authorization"] = f"Bearer {key}"
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=30.0)
 
