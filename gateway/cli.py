@@ -14,6 +14,9 @@ from .config import ConfigError, Settings, load_settings
 __all__ = ["build_parser", "effective_settings", "main"]
 
 
+_DATABASE_SCHEMES = ("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")
+
+
 def effective_settings(config: str | None) -> Settings:
     """The config file's settings, with SCIM_GATEWAY_DATABASE_URL applied on top."""
     settings = load_settings(config)
@@ -21,8 +24,50 @@ def effective_settings(config: str | None) -> Settings:
     if url:
         from dataclasses import replace
 
+        if not url.startswith(_DATABASE_SCHEMES):
+            raise ConfigError(
+                f"SCIM_GATEWAY_DATABASE_URL {_safe_url(url)!r} is not supported. Use "
+                "sqlite:///path/to/file.sqlite3 or postgresql://user@host:5432/dbname."
+            )
         settings = settings.replace(database=replace(settings.database, url=url))
     return settings
+
+
+def _safe_url(url: str) -> str:
+    """The database URL with any password masked, fit for a message."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparsable URL>"
+
+
+class DatabaseUnavailable(Exception):
+    """The database named by the settings cannot be opened; the message says which."""
+
+
+def _prepare(settings: Settings) -> None:
+    """Create the schema and the configured teams once, before any worker starts."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    from .app import Gateway
+    from .scim.errors import ServiceUnavailable
+
+    gateway = Gateway(settings)
+    try:
+        gateway.start()
+    except (OperationalError, InterfaceError, ServiceUnavailable) as exc:
+        lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        reason = lines[0] if lines else type(exc).__name__
+        raise DatabaseUnavailable(
+            f"cannot open the database {_safe_url(settings.database.url)}: {reason}. "
+            "Check database.url (or SCIM_GATEWAY_DATABASE_URL) and that the database is "
+            "running and reachable."
+        ) from exc
+    finally:
+        gateway.stop()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,17 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace, settings: Settings, config: str | None) -> int:
     import uvicorn
 
-    from .app import Gateway
-
+    # The workers read their settings from SCIM_GATEWAY_CONFIG: point it at this run's
+    # file, or clear it so that a value left in the shell cannot swap in another config.
     if config:
         os.environ["SCIM_GATEWAY_CONFIG"] = str(Path(config).resolve())
+    else:
+        os.environ.pop("SCIM_GATEWAY_CONFIG", None)
     host = args.host or settings.server.host
     port = args.port if args.port is not None else settings.server.port
     workers = args.workers or settings.server.workers
-    # Create the schema once, before any worker starts.
-    gateway = Gateway(settings)
-    gateway.start()
-    gateway.stop()
+    _prepare(settings)
     if settings.auth.token is None and not os.environ.get("SCIM_GATEWAY_TOKEN"):
         token = "scimgw_dev_" + secrets.token_urlsafe(32)
         os.environ["SCIM_GATEWAY_TOKEN"] = token
@@ -92,6 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"scim-gateway: configuration error: {exc}", file=sys.stderr)
         return 2
+    except DatabaseUnavailable as exc:
+        print(f"scim-gateway: {exc}", file=sys.stderr)
+        return 1
     parser.error(f"unknown command {args.command!r}")
     return 2
 

@@ -11,6 +11,7 @@ A team has at most one SSO method. Each is validated when it is saved:
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -67,7 +68,15 @@ class OidcConnection:
 
 
 def _is_loopback(host: str | None) -> bool:
-    return host in ("localhost", "127.0.0.1", "::1") or bool(host and host.startswith("127."))
+    """``localhost`` or a loopback IP address; a DNS name such as ``127.example.com`` is not."""
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def validate_saml(entity_id: str, sso_url: str, certificate_pem: str) -> SamlConnection:
@@ -142,6 +151,8 @@ def validate_oidc(
             )
         jwks_uri = str(document["jwks_uri"])
         jwks = _fetch_json(client, jwks_uri, "JWKS")
+    if isinstance(jwks, dict) and jwks.get("keys") == []:
+        raise SsoError(f"The JWKS at {jwks_uri} holds no keys.")
     try:
         keys = KeySet.import_key_set(jwks)
     except Exception as exc:  # joserfc raises several types for malformed sets

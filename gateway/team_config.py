@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
@@ -40,8 +41,17 @@ teams = Team.__table__  # type: ignore[attr-defined]
 
 
 def fingerprint(team: TeamSettings) -> str:
+    """A digest of the team's section; a certificate file counts by its contents, so
+    replacing the file at the same path is a change too."""
+
     def default(value: Any) -> Any:
         if isinstance(value, SecretRef):
+            if value.file is not None and value.file.endswith((".pem", ".crt", ".cer")):
+                try:
+                    content = Path(value.file).read_bytes()
+                except OSError:
+                    content = b""
+                return {"file": value.file, "sha256": hashlib.sha256(content).hexdigest()}
             return {"env": value.env, "file": value.file}
         return str(value)
 
@@ -58,18 +68,22 @@ def _sso_connection(team: TeamSettings, settings: Settings) -> Any:
         pem = cert.resolve(where=f"{where}.certificate") if isinstance(cert, SecretRef) else cert
         return validate_saml(sso["entity_id"], sso["sso_url"], pem)
     secret: SecretRef = sso["client_secret"]
+    secret.resolve(where=f"{where}.client_secret")  # stored as a reference, but must resolve
     ref = {"env": secret.env} if secret.env else {"file": str(secret.file)}
     verify: bool | str = settings.security.sso_ca_bundle or True
     return validate_oidc(sso["issuer"], sso["client_id"], ref, verify=verify)
 
 
 def _apply(db: Database, team: TeamSettings, settings: Settings, digest: str) -> None:
+    # SSO is validated before anything is written, and the section's fingerprint is
+    # recorded last: a section that fails to apply is applied again at the next start.
+    connection = _sso_connection(team, settings) if team.sso is not None else None
     existing = db.call(
         lambda conn: conn.execute(select(teams).where(teams.c.slug == team.slug)).first()
     )
     if existing is None:
         create_team(db, team.slug, team.name, default_adapter=team.default_adapter or "generic")
-    values: dict[str, Any] = {"config_digest": digest, "options": team.options or None}
+    values: dict[str, Any] = {"options": team.options or None}
     if team.name is not None:
         values["name"] = team.name
     if team.default_adapter is not None:
@@ -78,12 +92,24 @@ def _apply(db: Database, team: TeamSettings, settings: Settings, digest: str) ->
         lambda conn: conn.execute(update(teams).where(teams.c.slug == team.slug).values(**values)),
         write=True,
     )
-    if team.sso is not None:
-        set_sso(db, team.slug, _sso_connection(team, settings))
+    if connection is not None:
+        set_sso(db, team.slug, connection)
     if team.scim_enabled is True:
+        has_sso = connection is not None or (existing is not None and existing.sso is not None)
+        if not has_sso:
+            raise TeamError(
+                "scim_enabled = true needs SSO: add a [teams."
+                f'{team.slug}.sso] table (method = "saml" or "oidc") to the config file.'
+            )
         enable_scim(db, team.slug)
     elif team.scim_enabled is False:
         disable_scim(db, team.slug)
+    db.call(
+        lambda conn: conn.execute(
+            update(teams).where(teams.c.slug == team.slug).values(config_digest=digest)
+        ),
+        write=True,
+    )
 
 
 def apply_config_teams(db: Database, settings: Settings) -> list[str]:

@@ -19,6 +19,7 @@ from starlette.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.config import AuthSettings, DatabaseSettings, SecretRef, Settings
+from tests.oidc_fixtures import oidc_provider, oidc_provider_server  # noqa: F401
 
 POSTGRES_URL = os.environ.get("SCIM_GATEWAY_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", "postgres"]

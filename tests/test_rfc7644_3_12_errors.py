@@ -233,9 +233,7 @@ def test_unknown_id_is_404_for_every_method(client: TestClient, method: str, end
             "Operations": [{"op": "replace", "path": "displayName", "value": "x"}],
         },
     }
-    response = client.request(
-        method, f"/scim/v2/{endpoint}/{UNKNOWN_ID}", json=bodies.get(method)
-    )
+    response = client.request(method, f"/scim/v2/{endpoint}/{UNKNOWN_ID}", json=bodies.get(method))
     body = assert_error(response, 404)
     assert UNKNOWN_ID in body["detail"]
 

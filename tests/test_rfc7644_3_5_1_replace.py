@@ -136,7 +136,9 @@ def test_put_without_active_keeps_the_current_state(client: TestClient) -> None:
 
     kept = _put(client, path, {"schemas": [USER_SCHEMA], "userName": "bjensen"})
     assert kept["active"] is False
-    activated = _put(client, path, {"schemas": [USER_SCHEMA], "userName": "bjensen", "active": True})
+    activated = _put(
+        client, path, {"schemas": [USER_SCHEMA], "userName": "bjensen", "active": True}
+    )
     assert activated["active"] is True
     kept = _put(client, path, {"schemas": [USER_SCHEMA], "userName": "bjensen", "nickName": "B"})
     assert kept["active"] is True

@@ -63,11 +63,11 @@ async def body(request: Request, ctx: Ctx) -> Any:
 def _int(name: str, raw: Any, default: int) -> int:
     if raw is None or raw == "":
         return default
-    if isinstance(raw, bool):
-        raise InvalidValue(f"'{name}' must be an integer.")
+    if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+        raise InvalidValue(f"'{name}' must be an integer, not {raw!r}.")
     try:
         return int(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InvalidValue(f"'{name}' must be an integer, not {raw!r}.") from None
 
 

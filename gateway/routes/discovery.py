@@ -3,6 +3,9 @@
 These describe exactly what the gateway supports. They are the same for every
 team and carry nothing secret, so they answer without a key, as IdPs' connection
 tests expect. Any method but GET answers 405.
+
+RFC 7644 §4: query parameters such as paging and sorting are ignored here, and a
+``filter`` is refused with 403 so that no client can believe its conditions held.
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..http import ScimResponse
-from ..scim.errors import NotFound
+from ..http import ScimResponse, query_param
+from ..scim.errors import Forbidden, NotFound
 from ..scim.schemas import (
     LIST_RESPONSE,
     RESOURCE_TYPES,
@@ -23,6 +26,14 @@ from ..scim.schemas import (
 from .common import base_url
 
 __all__ = ["routes_for_discovery"]
+
+
+def _refuse_filter(request: Request) -> None:
+    if query_param(request, "filter") is not None:
+        raise Forbidden(
+            "Discovery endpoints cannot be filtered (RFC 7644 §4); "
+            "request them without 'filter' and select on the client."
+        )
 
 
 def _list(resources: list[dict[str, Any]]) -> ScimResponse:
@@ -38,6 +49,7 @@ def _list(resources: list[dict[str, Any]]) -> ScimResponse:
 
 
 async def get_service_provider_config(request: Request) -> Response:
+    _refuse_filter(request)
     gateway = request.app.state.gateway
     limits = gateway.settings.limits
     return ScimResponse(
@@ -51,11 +63,13 @@ async def get_service_provider_config(request: Request) -> Response:
 
 
 async def list_resource_types(request: Request) -> Response:
+    _refuse_filter(request)
     url = base_url(request, request.app.state.gateway)
     return _list([rt.to_dict(url) for rt in RESOURCE_TYPES.values()])
 
 
 async def get_resource_type(request: Request) -> Response:
+    _refuse_filter(request)
     url = base_url(request, request.app.state.gateway)
     wanted = request.path_params["id"]
     for rt in RESOURCE_TYPES.values():
@@ -65,11 +79,13 @@ async def get_resource_type(request: Request) -> Response:
 
 
 async def list_schemas(request: Request) -> Response:
+    _refuse_filter(request)
     url = base_url(request, request.app.state.gateway)
     return _list([schema.to_dict(url) for schema in schema_definitions_for_discovery()])
 
 
 async def get_schema(request: Request) -> Response:
+    _refuse_filter(request)
     url = base_url(request, request.app.state.gateway)
     wanted = request.path_params["id"]
     for schema in schema_definitions_for_discovery():

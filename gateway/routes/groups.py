@@ -63,14 +63,19 @@ async def get_group(request: Request) -> Response:
     group_id = request.path_params["id"]
     resource = await ctx.db.run(
         lambda conn: repo.get_group(
-            conn, ctx.team_pk, group_id, base_url=ctx.base_url, projection=projection
+            conn,
+            ctx.team_pk,
+            group_id,
+            base_url=ctx.base_url,
+            projection=projection,
+            apply_projection=False,  # meta.version is needed below, whatever is asked for
         )
     )
-    version = (resource.get("meta") or {}).get("version")
+    version = resource["meta"]["version"]
     none_match = parse_if_match(request, "if-none-match")
-    if none_match and version and (version in none_match or "*" in none_match):
+    if none_match and (version in none_match or "*" in none_match):
         return Response(status_code=304, headers={"ETag": version})
-    return resource_response(resource)
+    return resource_response(resource, projection=projection)
 
 
 def apply_member_changes(
@@ -136,6 +141,20 @@ def patch_tx(
     return repo.get_group(conn, ctx.team_pk, group_id, base_url=ctx.base_url, projection=projection)
 
 
+def _patch_with_version(
+    conn: Connection,
+    ctx: Ctx,
+    group_id: str,
+    ops: list[Any],
+    if_match: set[str] | None,
+    projection: Projection | None,
+) -> tuple[dict[str, Any] | None, str]:
+    """:func:`patch_tx`, and the group's new version for the ETag header (RFC 7644 §3.14),
+    which a 204 answer or a projection without ``meta`` would otherwise lack."""
+    saved = patch_tx(conn, ctx, group_id, ops, if_match, projection)
+    return saved, repo.current_version(conn, ctx.team_pk, group_id)
+
+
 async def patch_group(request: Request) -> Response:
     """PATCH answers 204, or 200 with the group when ``attributes`` or
     ``excludedAttributes`` asks for it (RFC 7644 §3.5.2 allows both): a group's
@@ -149,12 +168,15 @@ async def patch_group(request: Request) -> Response:
     projection = _projection(request) if wants_body else None
     group_id = request.path_params["id"]
     if_match = parse_if_match(request)
-    saved = await ctx.db.run(
-        lambda conn: patch_tx(conn, ctx, group_id, ops, if_match, projection), write=True
+    saved, version = await ctx.db.run(
+        lambda conn: _patch_with_version(conn, ctx, group_id, ops, if_match, projection),
+        write=True,
     )
     if saved is None:
-        return Response(status_code=204)
-    return resource_response(saved)
+        return Response(status_code=204, headers={"ETag": version})
+    response = resource_response(saved)
+    response.headers["ETag"] = version
+    return response
 
 
 async def delete_group(request: Request) -> Response:

@@ -108,7 +108,12 @@ async def get_user(request: Request) -> Response:
     user_id = request.path_params["id"]
     resource = await ctx.db.run(
         lambda conn: repo.get_user(
-            conn, ctx.team_pk, user_id, base_url=ctx.base_url, projection=None
+            conn,
+            ctx.team_pk,
+            user_id,
+            base_url=ctx.base_url,
+            projection=projection,
+            apply_projection=False,  # meta.version is needed below, whatever is asked for
         )
     )
     none_match = parse_if_match(request, "if-none-match")

@@ -30,6 +30,11 @@ class _Ref:
     attr: str | None  # attribute under an extension, or sub-attribute of a core attribute
     sub: str | None
 
+    @property
+    def rest(self) -> tuple[str, ...]:
+        """The path below :attr:`key`: ``()`` for the whole value."""
+        return tuple(part for part in (self.attr, self.sub) if part is not None)
+
 
 @dataclass
 class Projection:
@@ -65,39 +70,52 @@ class Projection:
                 if key in _ALWAYS or (attr is not None and attr.returned == "always"):
                     out[key] = value
                     continue
-                refs = [r for r in self.include if r.key == key]
-                if not refs:
-                    continue
-                if any(r.attr is None for r in refs) or not isinstance(value, dict | list):
-                    out[key] = value
-                else:
-                    out[key] = _pick(value, {r.attr for r in refs if r.attr}, refs)
+                rests = [r.rest for r in self.include if r.key == key]
+                if rests:
+                    picked = _pick(value, rests)
+                    if picked not in ({}, []):
+                        out[key] = picked
             return out
         out = dict(resource)
-        for ref in self.exclude:
-            attr = self.rt.schema.attribute(ref.key)
-            if ref.key in _ALWAYS or (attr is not None and attr.returned == "always"):
+        for key in list(out):
+            attr = self.rt.schema.attribute(key)
+            if key in _ALWAYS or (attr is not None and attr.returned == "always"):
                 continue
-            if ref.attr is None:
-                out.pop(ref.key, None)
-            elif isinstance(out.get(ref.key), dict):
-                out[ref.key] = {k: v for k, v in out[ref.key].items() if k != ref.attr}
-            elif isinstance(out.get(ref.key), list):
-                out[ref.key] = [
-                    {k: v for k, v in item.items() if k != ref.attr}
-                    if isinstance(item, dict)
-                    else item
-                    for item in out[ref.key]
-                ]
+            rests = [r.rest for r in self.exclude if r.key == key]
+            if any(not rest for rest in rests):
+                del out[key]
+            elif rests:
+                out[key] = _drop(out[key], rests)
         return out
 
 
-def _pick(value: Any, names: set[str], refs: list[_Ref]) -> Any:
+def _pick(value: Any, rests: list[tuple[str, ...]]) -> Any:
+    """The parts of ``value`` the paths ``rests`` name (an empty path names all of it)."""
+    if any(not rest for rest in rests) or not isinstance(value, dict | list):
+        return value
     if isinstance(value, list):
-        return [_pick(item, names, refs) for item in value]
-    if isinstance(value, dict):
-        return {k: v for k, v in value.items() if k in names}
-    return value
+        return [p for p in (_pick(item, rests) for item in value) if p != {}]
+    out = {}
+    for key, item in value.items():
+        wanted = [rest[1:] for rest in rests if rest[0] == key]
+        if wanted:
+            out[key] = _pick(item, wanted)
+    return out
+
+
+def _drop(value: Any, rests: list[tuple[str, ...]]) -> Any:
+    """``value`` without the parts the (non-empty) paths ``rests`` name."""
+    if isinstance(value, list):
+        return [_drop(item, rests) for item in value]
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, item in value.items():
+        unwanted = [rest[1:] for rest in rests if rest[0] == key]
+        if any(not rest for rest in unwanted):
+            continue
+        out[key] = _drop(item, unwanted) if unwanted else item
+    return out
 
 
 def _canonical(attr: Attribute | None, name: str) -> str:
@@ -117,7 +135,7 @@ def _ref(rt: ResourceType, text: str) -> _Ref:
             attr = schema.attribute(name)
             if schema is rt.schema:
                 return _Ref(_canonical(attr, name), _sub_name(attr, sub), None)
-            return _Ref(schema.id, _canonical(attr, name), sub or None)
+            return _Ref(schema.id, _canonical(attr, name), _sub_name(attr, sub))
     if lower.startswith("urn:"):
         urn, _, rest = text.rpartition(":")
         if not urn:

@@ -694,13 +694,10 @@ GROUP_CORE = Schema(
                     "Group",
                     mutability="immutable",
                 ),
-                # Members carry "display" in §4.2 and §8.4; the §8.7.1 representation leaves it out.
-                _string(
-                    "display",
-                    "A human-readable name for the member, primarily used for display "
-                    "purposes.  READ-ONLY.",
-                    mutability="readOnly",
-                ),
+                # The gateway returns each member's "display" (the user's displayName or
+                # userName, the group's displayName), computed at read time as in the RFC's
+                # §8.4 example. Like the §8.7.1 representation, it does not advertise it as
+                # a sub-attribute: clients never set it, and its value is not stored.
             ),
         ),
     ),

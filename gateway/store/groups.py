@@ -19,7 +19,7 @@ from ..scim.errors import InvalidValue, NotFound
 from ..scim.filter import Node
 from ..scim.projection import Projection
 from ..scim.schemas import GROUP
-from .common import ListQuery, Page, insert_ignore, meta, utcnow
+from .common import ListQuery, Page, etag, insert_ignore, meta, utcnow
 from .mapping import group_from_row, group_to_row
 from .query import compile_filter, groups, member_condition, memberships, sort_expression, users
 from .users import check_version
@@ -28,6 +28,7 @@ __all__ = [
     "add_members",
     "clear_members",
     "create_group",
+    "current_version",
     "delete_group",
     "get_group",
     "list_groups",
@@ -95,8 +96,15 @@ def _load_members(
 
 
 def render_groups(
-    conn: Connection, rows: Sequence[Row[Any]], *, base_url: str, projection: Projection | None
+    conn: Connection,
+    rows: Sequence[Row[Any]],
+    *,
+    base_url: str,
+    projection: Projection | None,
+    apply_projection: bool = True,
 ) -> list[dict[str, Any]]:
+    """Groups as SCIM resources. ``members`` are only loaded when ``projection`` wants
+    them; with ``apply_projection=False`` the rest is left for the caller to project."""
     want_members = projection is None or projection.wants("members")
     member_map = _load_members(conn, [r.pk for r in rows], base_url) if want_members else {}
     out = []
@@ -106,7 +114,9 @@ def render_groups(
         if want_members:
             resource["members"] = member_map.get(row.pk, [])
         resource["meta"] = meta("Group", row, f"{base_url}/Groups/{row.id}")
-        out.append(projection.apply(resource) if projection is not None else resource)
+        if projection is not None and apply_projection:
+            resource = projection.apply(resource)
+        out.append(resource)
     return out
 
 
@@ -178,6 +188,14 @@ def clear_members(conn: Connection, group_pk: int) -> None:
     conn.execute(delete(memberships).where(memberships.c.group_pk == group_pk))
 
 
+def current_version(conn: Connection, team_pk: int, group_id: str) -> str:
+    """The group's version as an entity tag, e.g. for the ETag of a 204 answer."""
+    version = conn.execute(
+        select(groups.c.version).where(groups.c.team_pk == team_pk, groups.c.id == group_id)
+    ).scalar_one()
+    return etag(version)
+
+
 def touch_group(conn: Connection, group_pk: int) -> None:
     conn.execute(
         update(groups)
@@ -209,10 +227,18 @@ def create_group(
 
 
 def get_group(
-    conn: Connection, team_pk: int, group_id: str, *, base_url: str, projection: Projection | None
+    conn: Connection,
+    team_pk: int,
+    group_id: str,
+    *,
+    base_url: str,
+    projection: Projection | None,
+    apply_projection: bool = True,
 ) -> dict[str, Any]:
     row = _find_row(conn, team_pk, group_id)
-    return render_groups(conn, [row], base_url=base_url, projection=projection)[0]
+    return render_groups(
+        conn, [row], base_url=base_url, projection=projection, apply_projection=apply_projection
+    )[0]
 
 
 def load_group(
@@ -240,6 +266,13 @@ def delete_group(
 ) -> None:
     row = _find_row(conn, team_pk, group_id, lock=True)
     check_version(row, if_match)
+    # Its parent groups lose a member: they get a new version (see users.delete_user).
+    parents = select(memberships.c.group_pk).where(memberships.c.child_group_pk == row.pk)
+    conn.execute(
+        update(groups)
+        .where(groups.c.pk.in_(parents))
+        .values(last_modified=utcnow(), version=groups.c.version + 1)
+    )
     conn.execute(
         delete(memberships).where(
             or_(memberships.c.group_pk == row.pk, memberships.c.child_group_pk == row.pk)
@@ -258,12 +291,13 @@ def list_groups(
     conn: Connection, team_pk: int, query: ListQuery, *, base_url: str, projection: Projection
 ) -> Page:
     where = [groups.c.team_pk == team_pk, compile_filter(GROUP, query.filter)]
+    # Resolved first: a bad sortBy is an error whether or not there is a page to sort.
+    key = sort_expression(GROUP, query.sort_by) if query.sort_by is not None else None
     total = conn.execute(select(func.count()).select_from(groups).where(*where)).scalar_one()
     if query.count == 0 or query.start_index > total:
         return Page(total=total, resources=[], start_index=query.start_index)
     stmt = select(groups).where(*where)
-    if query.sort_by is not None:
-        key = sort_expression(GROUP, query.sort_by)
+    if key is not None:
         stmt = stmt.order_by(
             key.desc().nulls_last() if query.descending else key.asc().nulls_last()
         )

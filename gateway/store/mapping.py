@@ -98,14 +98,16 @@ def _pop_path(doc: dict[str, Any], path: tuple[str, ...]) -> Any:
     return node.pop(path[-1], None)
 
 
-def _prune(doc: dict[str, Any]) -> dict[str, Any]:
-    for key in list(doc):
-        value = doc[key]
+def _pruned(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``doc`` without empty objects; nested objects of the input stay as they are."""
+    out: dict[str, Any] = {}
+    for key, value in doc.items():
         if isinstance(value, dict):
-            _prune(value)
+            value = _pruned(value)
             if not value:
-                del doc[key]
-    return doc
+                continue
+        out[key] = value
+    return out
 
 
 def user_to_rows(resource: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -126,8 +128,7 @@ def user_to_rows(resource: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict
         items = doc.pop(attr, None) or []
         for position, item in enumerate(items):
             values.append(_value_row(attr, position, item))
-    _prune(doc)
-    columns["extra"] = doc or None
+    columns["extra"] = _pruned(doc) or None
     return columns, values
 
 

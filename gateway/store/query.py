@@ -47,6 +47,14 @@ _USER_PATHS: dict[tuple[str, ...], str] = {
     tuple(p.lower() for p in path): column for path, column in USER_COLUMNS
 }
 _FOLDED = {"user_name": "user_name_ci", "value": "value_ci", "display_name": "display_name_ci"}
+
+
+def _folded(table: Table, column: str) -> Col | None:
+    """The case-folded twin of ``table.column``, where the table keeps one."""
+    name = _FOLDED.get(column)
+    return table.c[name] if name is not None and name in table.c else None
+
+
 _META = {"created": "created", "lastmodified": "last_modified"}
 
 
@@ -267,8 +275,7 @@ class _Compiler:
         column = _USER_PATHS.get(key)
         if column is None:
             raise InvalidFilter(f"Filtering on '{'.'.join(key)}' is not supported.")
-        folded = _FOLDED.get(column)
-        return make(users.c[column], attr, users.c[folded] if folded else None)
+        return make(users.c[column], attr, _folded(users, column))
 
     def _value_rows(self, attr_name: str) -> Any:
         return select(literal(1)).where(values.c.user_pk == users.c.pk, values.c.attr == attr_name)
@@ -277,8 +284,7 @@ class _Compiler:
         column = VALUE_COLUMNS.get(sub.name)
         if column is None:
             raise InvalidFilter(f"Filtering on '{sub.name}' is not supported.")
-        folded = _FOLDED.get(column)
-        return make(values.c[column], sub, values.c[folded] if folded else None)
+        return make(values.c[column], sub, _folded(values, column))
 
     def _user_groups(
         self, sub: Attribute, make: Callable[[Col, Attribute, Col | None], Col]
@@ -403,9 +409,9 @@ def sort_expression(rt: ResourceType, path: AttrPath) -> Col:
         column = VALUE_COLUMNS.get((sub or attr.sub("value") or attr).name)
         if column is None:
             raise InvalidValue(f"Sorting by '{path}' is not supported.")
-        folded = _FOLDED.get(column, column)
+        folded = _folded(values, column)
         return (
-            select(values.c[folded])
+            select(folded if folded is not None else values.c[column])
             .where(values.c.user_pk == users.c.pk, values.c.attr == attr.name)
             .order_by(values.c.primary.desc(), values.c.position)
             .limit(1)
@@ -419,11 +425,11 @@ def sort_expression(rt: ResourceType, path: AttrPath) -> Col:
     column_name = _USER_PATHS.get(key)
     if column_name is None:
         raise InvalidValue(f"Sorting by '{path}' is not supported.")
-    return (
-        users.c[_FOLDED.get(column_name, column_name)]
-        if not (sub or attr).case_exact
-        else (users.c[column_name])
-    )
+    if (sub or attr).case_exact or (sub or attr).type != "string":
+        return users.c[column_name]
+    # caseExact=false sorts case-insensitively, like it compares.
+    folded = _folded(users, column_name)
+    return folded if folded is not None else func.lower(users.c[column_name])
 
 
 def member_condition(node: Node) -> Col:

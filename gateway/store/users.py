@@ -94,8 +94,15 @@ def _load_groups(conn: Connection, user_pks: Sequence[int], base_url: str) -> di
 
 
 def render_users(
-    conn: Connection, rows: Sequence[Row[Any]], *, base_url: str, projection: Projection | None
+    conn: Connection,
+    rows: Sequence[Row[Any]],
+    *,
+    base_url: str,
+    projection: Projection | None,
+    apply_projection: bool = True,
 ) -> list[dict[str, Any]]:
+    """Users as SCIM resources. ``groups`` is only loaded when ``projection`` wants it;
+    with ``apply_projection=False`` the rest is left for the caller to project."""
     pks = [row.pk for row in rows]
     value_map = _load_values(conn, pks)
     want_groups = projection is None or projection.wants("groups")
@@ -108,7 +115,9 @@ def render_users(
         if member_of:
             resource["groups"] = member_of
         resource["meta"] = meta("User", row, f"{base_url}/Users/{row.id}")
-        out.append(projection.apply(resource) if projection is not None else resource)
+        if projection is not None and apply_projection:
+            resource = projection.apply(resource)
+        out.append(resource)
     return out
 
 
@@ -162,10 +171,18 @@ def create_user(
 
 
 def get_user(
-    conn: Connection, team_pk: int, user_id: str, *, base_url: str, projection: Projection | None
+    conn: Connection,
+    team_pk: int,
+    user_id: str,
+    *,
+    base_url: str,
+    projection: Projection | None,
+    apply_projection: bool = True,
 ) -> dict[str, Any]:
     row = _find_row(conn, team_pk, user_id)
-    return render_users(conn, [row], base_url=base_url, projection=projection)[0]
+    return render_users(
+        conn, [row], base_url=base_url, projection=projection, apply_projection=apply_projection
+    )[0]
 
 
 def load_user(
@@ -204,6 +221,14 @@ def save_user(
 def delete_user(conn: Connection, team_pk: int, user_id: str, *, if_match: set[str] | None) -> None:
     row = _find_row(conn, team_pk, user_id, lock=True)
     check_version(row, if_match)
+    # The groups that lose this member change too: a new version, so that a client
+    # holding one of them (If-None-Match, If-Match) sees that it is stale.
+    parents = select(memberships.c.group_pk).where(memberships.c.user_pk == row.pk)
+    conn.execute(
+        update(groups)
+        .where(groups.c.pk.in_(parents))
+        .values(last_modified=utcnow(), version=groups.c.version + 1)
+    )
     conn.execute(delete(memberships).where(memberships.c.user_pk == row.pk))
     conn.execute(delete(values).where(values.c.user_pk == row.pk))
     conn.execute(delete(users).where(users.c.pk == row.pk))
@@ -213,12 +238,13 @@ def list_users(
     conn: Connection, team_pk: int, query: ListQuery, *, base_url: str, projection: Projection
 ) -> Page:
     where = [users.c.team_pk == team_pk, compile_filter(USER, query.filter)]
+    # Resolved first: a bad sortBy is an error whether or not there is a page to sort.
+    key = sort_expression(USER, query.sort_by) if query.sort_by is not None else None
     total = conn.execute(select(func.count()).select_from(users).where(*where)).scalar_one()
     if query.count == 0 or query.start_index > total:
         return Page(total=total, resources=[], start_index=query.start_index)
     stmt = select(users).where(*where)
-    if query.sort_by is not None:
-        key = sort_expression(USER, query.sort_by)
+    if key is not None:
         stmt = stmt.order_by(
             key.desc().nulls_last() if query.descending else key.asc().nulls_last()
         )

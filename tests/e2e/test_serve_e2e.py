@@ -6,6 +6,7 @@ Every answer is checked as a client sees it: status, media type, headers and bod
 from __future__ import annotations
 
 import re
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import ENTERPRISE, ERROR, GROUP_SCHEMA, LIST_RESPONSE, PATCH_OP, USER_SCHEMA
-from tests.e2e.conftest import Served, clean_environment, free_port, serve
+from tests.e2e.conftest import Served, clean_environment, free_port, gateway_command, serve
 
 pytestmark = pytest.mark.e2e
 
@@ -55,9 +56,7 @@ def put(http: httpx.Client, path: str, body: dict[str, Any], **headers: str) -> 
     return http.put(path, json=body, headers={"Content-Type": SCIM_JSON, **headers})
 
 
-def patch(
-    http: httpx.Client, path: str, *ops: dict[str, Any], **headers: str
-) -> httpx.Response:
+def patch(http: httpx.Client, path: str, *ops: dict[str, Any], **headers: str) -> httpx.Response:
     body = {"schemas": [PATCH_OP], "Operations": list(ops)}
     return http.patch(path, json=body, headers={"Content-Type": SCIM_JSON, **headers})
 
@@ -122,7 +121,9 @@ def barbara() -> dict[str, Any]:
             {"value": "555-555-4444", "type": "mobile"},
         ],
         "ims": [{"value": "someaimhandle", "type": "aim"}],
-        "photos": [{"value": "https://photos.example.com/profilephoto/72930000000Ccne/F", "type": "photo"}],
+        "photos": [
+            {"value": "https://photos.example.com/profilephoto/72930000000Ccne/F", "type": "photo"}
+        ],
         "userType": "Employee",
         "title": "Tour Guide",
         "preferredLanguage": "en-US",
@@ -181,9 +182,7 @@ def test_user_lifecycle_create_read_filter_patch_put_delete(
     other = create(http, "/Users", simple_user("mpepperidge", active=True))
 
     # A second user with the same userName (case differs) is a uniqueness conflict.
-    assert_scim_error(
-        post(http, "/Users", simple_user("BJENSEN@example.com")), 409, "uniqueness"
-    )
+    assert_scim_error(post(http, "/Users", simple_user("BJENSEN@example.com")), 409, "uniqueness")
 
     # GET by id, and a conditional GET with the current ETag.
     fetched = http.get(f"/Users/{user_id}")
@@ -196,7 +195,9 @@ def test_user_lifecycle_create_read_filter_patch_put_delete(
     # Filters: userName eq (case-insensitive), a value filter on emails, active eq true.
     page = listed(http, "/Users", filter='userName eq "BJensen@Example.com"')
     assert (page["totalResults"], ids(page)) == (1, [user_id])
-    page = listed(http, "/Users", filter='emails[type eq "work" and value eq "bjensen@example.com"]')
+    page = listed(
+        http, "/Users", filter='emails[type eq "work" and value eq "bjensen@example.com"]'
+    )
     assert ids(page) == [user_id]
     page = listed(http, "/Users", filter='emails[type eq "home"]')
     assert ids(page) == [user_id]
@@ -245,7 +246,9 @@ def test_user_lifecycle_create_read_filter_patch_put_delete(
         emails=[{"value": "barbara.jensen@example.com", "type": "work", "primary": True}],
         active=True,
     )
-    response = put(http, f"/Users/{user_id}", replacement, **{"If-Match": patched["meta"]["version"]})
+    response = put(
+        http, f"/Users/{user_id}", replacement, **{"If-Match": patched["meta"]["version"]}
+    )
     replaced = scim_body(response, 200)
     assert response.headers["etag"] == replaced["meta"]["version"]
     assert replaced["id"] == user_id
@@ -273,8 +276,7 @@ def test_users_page_by_start_index_and_count(http: httpx.Client) -> None:
     created = [create(http, "/Users", simple_user(f"pager{n}@example.com"))["id"] for n in range(7)]
 
     pages = [
-        listed(http, "/Users", startIndex=start, count=3, sortBy="userName")
-        for start in (1, 4, 7)
+        listed(http, "/Users", startIndex=start, count=3, sortBy="userName") for start in (1, 4, 7)
     ]
     assert [p["totalResults"] for p in pages] == [7, 7, 7]
     assert [p["startIndex"] for p in pages] == [1, 4, 7]
@@ -334,8 +336,8 @@ def test_group_lifecycle_with_members(gateway: Served, http: httpx.Client) -> No
         "/Groups",
         {"schemas": [GROUP_SCHEMA], "displayName": "Ghosts", "members": [{"value": "nope"}]},
     )
-    assert response.status_code == 400, response.text
     assert_scim_error(response, 400)
+    assert listed(http, "/Groups", filter='displayName eq "Ghosts"')["totalResults"] == 0
 
     # Users show the group they belong to.
     alice_now = scim_body(http.get(f"/Users/{alice['id']}"), 200)
@@ -448,3 +450,88 @@ def test_serve_without_config_uses_builtin_defaults(tmp_path: Path) -> None:
     finally:
         served_iter.close()
     assert served.process.returncode is not None
+
+
+def test_serve_without_config_uses_the_token_from_the_environment(tmp_path: Path) -> None:
+    token = "env-" + uuid.uuid4().hex
+    served_iter = serve(
+        tmp_path,
+        args=["serve", "--port", str(free_port())],
+        env=clean_environment(SCIM_GATEWAY_TOKEN=token),
+        token=token,
+        team="default",
+    )
+    served = next(served_iter)
+    try:
+        assert "scimgw_dev_" not in served.stderr()
+        assert token not in served.stderr()
+        with served.client() as client:
+            assert listed(client, "/Users")["totalResults"] == 0
+        with served.client(token="scimgw_dev_" + uuid.uuid4().hex) as other:
+            assert_scim_error(other.get("/Users"), 401)
+    finally:
+        served_iter.close()
+
+
+def test_serve_without_config_ignores_a_config_left_in_the_environment(tmp_path: Path) -> None:
+    """SCIM_GATEWAY_CONFIG from an earlier shell must not swap in another configuration."""
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / "gateway.toml").write_text(
+        f'[database]\nurl = "sqlite:///{stray / "stray.sqlite3"}"\n'
+        '[auth]\ntoken = { env = "SCIM_GATEWAY_STRAY_TOKEN" }\ndefault_team = "stray"\n',
+        encoding="utf-8",
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    served_iter = serve(
+        work,
+        args=["serve", "--port", str(free_port())],
+        env=clean_environment(
+            SCIM_GATEWAY_CONFIG=str(stray / "gateway.toml"),
+            SCIM_GATEWAY_STRAY_TOKEN="stray-" + uuid.uuid4().hex,
+        ),
+        token=None,
+        team="default",
+    )
+    served = next(served_iter)
+    try:
+        [token] = set(re.findall(r"Bearer (scimgw_dev_[A-Za-z0-9_\-]+)", served.stderr()))
+        with served.client(token=token) as client:
+            create(client, "/Users", simple_user("kept-here"))
+        assert (work / "scim-gateway.sqlite3").is_file()
+        assert not (stray / "stray.sqlite3").exists()
+    finally:
+        served_iter.close()
+
+
+def _run_to_exit(workdir: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*gateway_command(), "serve", "--port", str(free_port())],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_serve_refuses_an_unsupported_database_url(tmp_path: Path) -> None:
+    result = _run_to_exit(
+        tmp_path, clean_environment(SCIM_GATEWAY_DATABASE_URL="mysql://scim:hunter2@db/scim")
+    )
+    assert result.returncode == 2
+    assert "SCIM_GATEWAY_DATABASE_URL" in result.stderr
+    assert "postgresql://" in result.stderr  # names the fix
+    assert "hunter2" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_explains_an_unreachable_database(tmp_path: Path) -> None:
+    url = f"postgresql://scim:hunter2@127.0.0.1:{free_port()}/scim"
+    result = _run_to_exit(tmp_path, clean_environment(SCIM_GATEWAY_DATABASE_URL=url))
+    assert result.returncode == 1
+    assert "cannot open the database postgresql://scim:***@127.0.0.1" in result.stderr
+    assert "hunter2" not in result.stderr
+    assert "Traceback" not in result.stderr

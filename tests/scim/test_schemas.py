@@ -229,15 +229,14 @@ def test_group_schema() -> None:
     assert members is not None
     assert (members.type, members.multi_valued) == ("complex", True)
     by_name = {s.name: s for s in members.sub_attributes}
-    assert set(by_name) == {"value", "$ref", "type", "display"}
+    # As in RFC 7643 §8.7.1: "display" is returned (computed) but not a settable sub-attribute.
+    assert set(by_name) == {"value", "$ref", "type"}
     assert by_name["value"].mutability == "immutable"
     assert by_name["$ref"].mutability == "immutable"
     assert by_name["$ref"].type == "reference"
     assert by_name["$ref"].reference_types == ("User", "Group")
     assert by_name["type"].mutability == "immutable"
     assert by_name["type"].canonical_values == ("User", "Group")
-    assert by_name["display"].mutability == "readOnly"
-    assert by_name["display"].type == "string"
 
 
 def test_enterprise_user_schema() -> None:
