@@ -18,7 +18,8 @@ from starlette.routing import Mount, Route
 from .auth import KeyAuthenticator, Principal, TokenAuthenticator, bearer_token, load_hasher
 from .config import Settings
 from .http import ScimResponse
-from .keys import KeyHasher, parse_key
+from .keys import KeyHasher, parse_key, redact
+from .routes.admin import admin_mount
 from .routes.bulk import routes_for_bulk
 from .routes.discovery import routes_for_discovery
 from .routes.groups import routes_for_groups
@@ -88,17 +89,34 @@ class Gateway:
         self.db.dispose()
 
 
+def _dispatch(by_method: dict[str, Any]) -> Any:
+    """One endpoint serving several methods of one path (so 405 lists them all)."""
+
+    async def endpoint(request: Request) -> Response:
+        handler = by_method.get(request.method) or by_method["GET"]
+        response: Response = await handler(request)
+        return response
+
+    return endpoint
+
+
 def _routes(builders: list[Callable[[], list[tuple[str, Any, list[str]]]]]) -> list[Route]:
+    paths: dict[str, dict[str, Any]] = {}
+    for builder in builders:
+        for path, endpoint, methods in builder():
+            for method in methods:
+                paths.setdefault(path, {})[method] = endpoint
     return [
-        Route(path, endpoint, methods=methods)
-        for builder in builders
-        for path, endpoint, methods in builder()
+        Route(path, _dispatch(by_method), methods=list(by_method))
+        for path, by_method in paths.items()
     ]
 
 
 async def _scim_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ScimError)
-    return ScimResponse(exc.to_dict(), status_code=exc.status, headers=exc.headers)
+    body = exc.to_dict()
+    body["detail"] = redact(body["detail"])  # a key pasted into a URL or filter is not echoed
+    return ScimResponse(body, status_code=exc.status, headers=exc.headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -113,7 +131,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    log.exception("unhandled error on %s %s", request.method, redact(request.url.path))
     body = {
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
         "status": "500",
@@ -145,7 +163,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ]
     )
     app = Starlette(
-        routes=[Mount("/scim/v2", routes=scim_routes)],
+        routes=[Mount("/scim/v2", routes=scim_routes), admin_mount()],
         exception_handlers={
             ScimError: _scim_error,
             HTTPException: _http_error,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
@@ -44,7 +44,7 @@ class Env:
     gateway: Gateway
     slug: str
 
-    def request(self, method: str, path: str, token: str, **kw: Any) -> httpx.Response:
+    def request(self, method: str, path: str, token: str, **kw: Any) -> httpx2.Response:
         headers = {"Authorization": f"Bearer {token}", "Content-Type": SCIM}
         return self.client.request(method, f"/scim/v2{path}", headers=headers, **kw)
 
@@ -81,7 +81,7 @@ def user_body(user_name: str) -> dict[str, Any]:
     return {"schemas": [USER_SCHEMA], "userName": user_name}
 
 
-def assert_scim_disabled(response: httpx.Response, slug: str) -> None:
+def assert_scim_disabled(response: httpx2.Response, slug: str) -> None:
     assert response.status_code == 403, response.text
     assert response.headers["content-type"].split(";")[0] == SCIM
     body = response.json()

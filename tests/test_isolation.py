@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
@@ -41,7 +41,7 @@ class Side:
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+    def request(self, method: str, path: str, **kw: Any) -> httpx2.Response:
         headers = {"Authorization": f"Bearer {self.token}", "Content-Type": SCIM}
         headers.update(kw.pop("headers", {}))
         return self.client.request(method, f"/scim/v2{path}", headers=headers, **kw)
@@ -130,7 +130,7 @@ def two(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Teams]:
         yield Teams(sides[0], sides[1], gateway)
 
 
-def assert_not_found(response: httpx.Response) -> None:
+def assert_not_found(response: httpx2.Response) -> None:
     assert response.status_code == 404, response.text
     body = response.json()
     assert body["schemas"] == [ERROR]
@@ -140,7 +140,7 @@ def assert_not_found(response: httpx.Response) -> None:
 def mentions_none_of(response_or_body: Any, ids: set[str]) -> None:
     text = (
         response_or_body.text
-        if isinstance(response_or_body, httpx.Response)
+        if isinstance(response_or_body, httpx2.Response)
         else json.dumps(response_or_body)
     )
     leaked = sorted(i for i in ids if i in text)
@@ -148,9 +148,8 @@ def mentions_none_of(response_or_body: Any, ids: set[str]) -> None:
 
 
 def membership_rows(teams_: Teams) -> int:
-    return teams_.gateway.db.call(
-        lambda conn: conn.execute(select(func.count()).select_from(memberships)).scalar_one()
-    )
+    stmt = select(func.count()).select_from(memberships)
+    return int(teams_.gateway.db.call(lambda conn: conn.execute(stmt).scalar_one()))
 
 
 def test_teams_may_reuse_names(two: Teams) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from sqlalchemy import event, select, update
 from starlette.testclient import TestClient
@@ -49,7 +49,7 @@ class Env:
     gateway: Gateway
     slug: str
 
-    def get(self, path: str, token: str | None) -> httpx.Response:
+    def get(self, path: str, token: str | None) -> httpx2.Response:
         headers = {"Content-Type": SCIM}
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"

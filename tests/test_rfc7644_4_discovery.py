@@ -469,9 +469,11 @@ def test_group_schema_attributes(anon: TestClient) -> None:
     )
     subs = by_name(members["subAttributes"])
     assert set(subs) == {"value", "$ref", "type", "display"}
-    # RFC 7643 §4.2: the sub-attributes of members are immutable; display is computed.
+    # RFC 7643 §4.2: the sub-attributes of members are immutable; display is computed
+    # and returned only when asked for.
     assert [subs[n]["mutability"] for n in ("value", "$ref", "type")] == ["immutable"] * 3
     assert subs["display"]["mutability"] == "readOnly"
+    assert subs["display"]["returned"] == "request"
     assert subs["$ref"]["type"] == "reference"
     assert subs["$ref"]["referenceTypes"] == ["User", "Group"]
     assert subs["type"]["canonicalValues"] == ["User", "Group"]
@@ -521,7 +523,8 @@ def test_read_only_attributes_are_what_the_server_sets(client: TestClient) -> No
     )
     shown = get_json(client, f"/scim/v2/Users/{member['id']}")
     assert [g["value"] for g in shown["groups"]] == [group["id"]]
-    assert [m["display"] for m in group["members"]] == ["The Member"]
+    named = get_json(client, f"/scim/v2/Groups/{group['id']}", attributes="members.display")
+    assert [m["display"] for m in named["members"]] == ["The Member"]
 
     forged = new_user(
         client,

@@ -60,6 +60,11 @@ class Projection:
             return False
         return not any(r.key == key and r.attr is None for r in self.exclude)
 
+    def names(self, key: str, sub: str) -> bool:
+        """Whether ``attributes`` names ``key.sub`` itself (for sub-attributes that are
+        returned only on request, RFC 7643 §7 ``returned: "request"``)."""
+        return any(r.key == key and r.rest == (sub,) for r in self.include)
+
     def apply(self, resource: dict[str, Any]) -> dict[str, Any]:
         if not self.include and not self.exclude:
             return resource

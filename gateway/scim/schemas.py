@@ -280,8 +280,10 @@ def _type(description: str, *canonical: str, mutability: str = "readWrite") -> A
     )
 
 
-def _string(name: str, description: str, *, mutability: str = "readWrite") -> Attribute:
-    return Attribute(name, description=description, mutability=mutability)
+def _string(
+    name: str, description: str, *, mutability: str = "readWrite", returned: str = "default"
+) -> Attribute:
+    return Attribute(name, description=description, mutability=mutability, returned=returned)
 
 
 # Common attributes (RFC 7643 §3.1).
@@ -694,10 +696,17 @@ GROUP_CORE = Schema(
                     "Group",
                     mutability="immutable",
                 ),
-                # The gateway returns each member's "display" (the user's displayName or
-                # userName, the group's displayName), computed at read time as in the RFC's
-                # §8.4 example. Like the §8.7.1 representation, it does not advertise it as
-                # a sub-attribute: clients never set it, and its value is not stored.
+                # "display" (RFC 7643 §4.2) is computed when read: the user's displayName
+                # or userName, the group's displayName. It is returned only when asked
+                # for (attributes=members.display): member lists are large, IdPs do not
+                # read it, and a client comparing the members it sent gets them back as sent.
+                _string(
+                    "display",
+                    "A human-readable name for the member, primarily used for display "
+                    "purposes.  READ-ONLY.",
+                    mutability="readOnly",
+                    returned="request",
+                ),
             ),
         ),
     ),

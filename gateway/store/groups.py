@@ -54,8 +54,9 @@ def _find_row(conn: Connection, team_pk: int, group_id: str, *, lock: bool = Fal
 
 
 def _load_members(
-    conn: Connection, group_pks: Sequence[int], base_url: str
+    conn: Connection, group_pks: Sequence[int], base_url: str, *, with_display: bool = False
 ) -> dict[int, list[Any]]:
+    """Members by group; ``display`` (returned only on request) when asked for."""
     out: dict[int, list[Any]] = defaultdict(list)
     if not group_pks:
         return out
@@ -78,19 +79,14 @@ def _load_members(
     )
     for row in conn.execute(stmt):
         if row.user_id is not None:
-            member = {
-                "value": row.user_id,
-                "$ref": f"{base_url}/Users/{row.user_id}",
-                "display": row.user_display,
-                "type": "User",
-            }
+            member = {"value": row.user_id, "$ref": f"{base_url}/Users/{row.user_id}"}
+            display, kind = row.user_display, "User"
         else:
-            member = {
-                "value": row.group_id,
-                "$ref": f"{base_url}/Groups/{row.group_id}",
-                "display": row.group_display,
-                "type": "Group",
-            }
+            member = {"value": row.group_id, "$ref": f"{base_url}/Groups/{row.group_id}"}
+            display, kind = row.group_display, "Group"
+        if with_display:
+            member["display"] = display
+        member["type"] = kind
         out[row.group_pk].append(member)
     return out
 
@@ -106,7 +102,12 @@ def render_groups(
     """Groups as SCIM resources. ``members`` are only loaded when ``projection`` wants
     them; with ``apply_projection=False`` the rest is left for the caller to project."""
     want_members = projection is None or projection.wants("members")
-    member_map = _load_members(conn, [r.pk for r in rows], base_url) if want_members else {}
+    with_display = projection is not None and projection.names("members", "display")
+    member_map = (
+        _load_members(conn, [r.pk for r in rows], base_url, with_display=with_display)
+        if want_members
+        else {}
+    )
     out = []
     for row in rows:
         doc = group_from_row(row._mapping)

@@ -120,8 +120,6 @@ def user_to_rows(resource: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict
     columns: dict[str, Any] = {}
     for path, column in USER_COLUMNS:
         columns[column] = _pop_path(doc, path)
-    if columns["active"] is None:
-        columns["active"] = True
     columns["user_name_ci"] = fold(columns["user_name"])
     values: list[dict[str, Any]] = []
     for attr in USER_MULTI_VALUED:
@@ -137,7 +135,8 @@ def _value_row(attr: str, position: int, item: Mapping[str, Any]) -> dict[str, A
     rest = dict(item)
     for sub, column in _VALUE_ATTRS:
         row[column] = rest.pop(sub, None)
-    row["primary"] = bool(row["primary"])
+    if not isinstance(row["primary"], bool):
+        row["primary"] = None
     value = row["value"]
     row["value_ci"] = value.casefold() if isinstance(value, str) else None
     if value is not None and not isinstance(value, str):
@@ -179,7 +178,7 @@ def user_from_rows(
         element: dict[str, Any] = {}
         for sub, column in _VALUE_ATTRS:
             value = item[column]
-            if value is not None and not (sub == "primary" and value is False):
+            if value is not None:
                 element[sub] = value
         if item["extra"]:
             element.update(item["extra"])

@@ -84,6 +84,9 @@ def _compare(col: Col, op: str, value: Any, attr: Attribute, *, folded: Col | No
     if kind == "boolean":
         if not isinstance(value, bool) or op not in ("eq", "ne"):
             raise InvalidFilter(f"'{attr.name}' is a boolean: use eq or ne with true or false.")
+        if attr.name == "primary" and (op == "eq") != value:
+            # An element without "primary" is not the primary one (RFC 7643 §2.4).
+            return or_(col.is_(False), col.is_(None))
         return col == value if op == "eq" else or_(col != value, col.is_(None))
     if kind == "dateTime":
         if not isinstance(value, str):
@@ -413,7 +416,7 @@ def sort_expression(rt: ResourceType, path: AttrPath) -> Col:
         return (
             select(folded if folded is not None else values.c[column])
             .where(values.c.user_pk == users.c.pk, values.c.attr == attr.name)
-            .order_by(values.c.primary.desc(), values.c.position)
+            .order_by(values.c.primary.desc().nulls_last(), values.c.position)
             .limit(1)
             .scalar_subquery()
         )

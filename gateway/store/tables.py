@@ -94,7 +94,8 @@ class User(SQLModel, table=True):
     preferred_language: str | None = None
     locale: str | None = None
     timezone: str | None = None
-    active: bool = True
+    active: bool | None = None
+    """SCIM ``active`` as sent; ``None`` when the client never assigned it."""
     name_formatted: str | None = None
     family_name: str | None = None
     given_name: str | None = None
@@ -133,7 +134,7 @@ class UserValue(SQLModel, table=True):
     value: str | None = None
     value_ci: str | None = None
     type: str | None = Field(default=None, max_length=64)
-    primary: bool = False
+    primary: bool | None = None
     display: str | None = None
     formatted: str | None = None
     street_address: str | None = None

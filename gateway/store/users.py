@@ -145,8 +145,13 @@ def _uniqueness(user_name: str) -> Uniqueness:
 def create_user(
     conn: Connection, team_pk: int, resource: dict[str, Any], *, base_url: str
 ) -> dict[str, Any]:
-    """Insert a canonical User; 409 ``uniqueness`` when its userName is taken."""
+    """Insert a canonical User; 409 ``uniqueness`` when its userName is taken.
+
+    A user created without ``active`` is active: the server's default (a later PATCH
+    that removes ``active`` leaves it unassigned, as RFC 7644 §3.5.2.2 says)."""
     columns, value_rows = user_to_rows(resource)
+    if columns["active"] is None:
+        columns["active"] = True
     if _taken(conn, team_pk, columns["user_name_ci"], None):
         raise _uniqueness(columns["user_name"])
     now = utcnow()

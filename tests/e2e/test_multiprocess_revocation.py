@@ -96,7 +96,7 @@ def cluster(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     finally:
         http.close()
         gateway.stop()
-        running.close()
+        next(running, None)  # resumes serve() past its yield: it stops the server
 
 
 def worker_pids(served: Served) -> list[int]:

@@ -327,8 +327,14 @@ def test_group_lifecycle_with_members(gateway: Served, http: httpx.Client) -> No
     assert member_ids(group) == {alice["id"], bob["id"]}
     by_id = {m["value"]: m for m in group["members"]}
     assert by_id[alice["id"]]["$ref"] == alice["meta"]["location"]
-    assert by_id[alice["id"]]["display"] == "Alice"
     assert by_id[alice["id"]]["type"] == "User"
+    # Member display names are computed, and returned when asked for.
+    assert "display" not in by_id[alice["id"]]
+    named = scim_body(
+        http.get(f"/Groups/{group_id}", params={"attributes": "members,members.display"}), 200
+    )
+    names = {m["value"]: m["display"] for m in named["members"]}
+    assert names == {alice["id"]: "Alice", bob["id"]: "bob@example.com"}
 
     # A member that does not exist is refused.
     response = post(

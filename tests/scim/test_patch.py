@@ -664,8 +664,8 @@ class TestChecks:
         with pytest.raises(Mutability):
             patch(user, operation)
 
-    def test_member_display_is_not_settable(self, group: dict[str, Any]) -> None:
-        with pytest.raises(InvalidPath):
+    def test_member_display_is_read_only(self, group: dict[str, Any]) -> None:
+        with pytest.raises(Mutability):
             patch(
                 group,
                 {"op": "replace", "path": f'members[value eq "{BABS_ID}"].display', "value": "B"},
@@ -891,8 +891,7 @@ class TestSplitMembers:
     @pytest.mark.parametrize(
         ("op", "path", "error"),
         [
-            # display is computed by the gateway, not a sub-attribute a client can set
-            ("replace", 'members[value eq "m1"].display', InvalidPath),
+            ("replace", 'members[value eq "m1"].display', Mutability),
             ("replace", 'members[value eq "m1"].value', Mutability),
             ("remove", 'members[value eq "m1"].type', Mutability),
             ("add", "members.value", Mutability),

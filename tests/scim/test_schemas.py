@@ -229,8 +229,10 @@ def test_group_schema() -> None:
     assert members is not None
     assert (members.type, members.multi_valued) == ("complex", True)
     by_name = {s.name: s for s in members.sub_attributes}
-    # As in RFC 7643 §8.7.1: "display" is returned (computed) but not a settable sub-attribute.
-    assert set(by_name) == {"value", "$ref", "type"}
+    assert set(by_name) == {"value", "$ref", "type", "display"}
+    # display is computed by the gateway and returned only when asked for.
+    assert by_name["display"].mutability == "readOnly"
+    assert by_name["display"].returned == "request"
     assert by_name["value"].mutability == "immutable"
     assert by_name["$ref"].mutability == "immutable"
     assert by_name["$ref"].type == "reference"
