@@ -15,10 +15,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
-from .auth import KeyAuthenticator, Principal, TokenAuthenticator, bearer_token, load_hasher
+from .auth import KeyAuthenticator, Principal, bearer_token, load_hasher
 from .config import Settings
 from .http import ScimResponse
-from .keys import KeyHasher, parse_key, redact
+from .keys import KeyHasher, redact
 from .routes.admin import admin_mount
 from .routes.bulk import routes_for_bulk
 from .routes.discovery import routes_for_discovery
@@ -26,7 +26,7 @@ from .routes.groups import routes_for_groups
 from .routes.search import routes_for_root_search
 from .routes.users import routes_for_users
 from .scim.errors import ScimError
-from .store.bootstrap import ensure_team, prepare_database
+from .store.bootstrap import prepare_database
 from .store.db import Database, make_engine
 from .team_config import apply_config_teams
 
@@ -52,7 +52,6 @@ class Gateway:
                 echo=settings.database.echo,
             )
         )
-        self._authenticator: TokenAuthenticator | None = None
         self.hasher: KeyHasher
         self.keys: KeyAuthenticator
 
@@ -67,23 +66,9 @@ class Gateway:
         self.hasher = load_hasher(self.db, secret)
         self.keys = KeyAuthenticator(self.db, self.hasher)
         apply_config_teams(self.db, self.settings)
-        auth = self.settings.auth
-        token = None
-        if auth.token is not None:
-            token = auth.token.resolve(where=f"{self.settings.source}: auth.token")
-        elif os.environ.get("SCIM_GATEWAY_TOKEN"):
-            token = os.environ["SCIM_GATEWAY_TOKEN"]
-        if token is not None:
-            team_pk = ensure_team(self.db, auth.default_team)
-            self._authenticator = TokenAuthenticator(
-                token, Principal(team_pk=team_pk, team_slug=auth.default_team)
-            )
 
     async def authenticate(self, request: Request) -> Principal:
-        token = bearer_token(request)
-        if self._authenticator is not None and parse_key(token) is None:
-            return self._authenticator.verify(token)
-        return await anyio.to_thread.run_sync(self.keys.verify, token)
+        return await anyio.to_thread.run_sync(self.keys.verify, bearer_token(request))
 
     def stop(self) -> None:
         self.db.dispose()

@@ -10,8 +10,6 @@ same 401, so the answer tells an attacker nothing. Keys are never logged.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,7 +29,6 @@ __all__ = [
     "LAST_USED_EVERY",
     "KeyAuthenticator",
     "Principal",
-    "TokenAuthenticator",
     "bearer_token",
     "load_hasher",
 ]
@@ -83,20 +80,6 @@ _KEY_COLUMNS = (
     teams.c.scim_enabled,
     teams.c.default_adapter,
 )
-
-
-class TokenAuthenticator:
-    """One configured static token for one team (``[auth] token``)."""
-
-    def __init__(self, token: str, principal: Principal) -> None:
-        self._digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
-        self._principal = principal
-
-    def verify(self, token: str | None) -> Principal:
-        presented = hashlib.sha256((token or "").encode("utf-8", "surrogatepass")).digest()
-        if not hmac.compare_digest(presented, self._digest) or token is None:
-            raise Unauthorized()
-        return self._principal
 
 
 class KeyAuthenticator:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .commands import add_commands, run_command
 from .config import ConfigError, Settings, load_settings
 
 __all__ = ["build_parser", "effective_settings", "main"]
@@ -48,8 +48,9 @@ class DatabaseUnavailable(Exception):
     """The database named by the settings cannot be opened; the message says which."""
 
 
-def _prepare(settings: Settings) -> None:
-    """Create the schema and the configured teams once, before any worker starts."""
+def _prepare(settings: Settings, *, demo: bool = False) -> str | None:
+    """Create the schema and the configured teams once, before any worker starts;
+    with ``demo``, set up the demo team and return a new key for it."""
     from sqlalchemy.exc import InterfaceError, OperationalError
 
     from .app import Gateway
@@ -58,6 +59,11 @@ def _prepare(settings: Settings) -> None:
     gateway = Gateway(settings)
     try:
         gateway.start()
+        if demo:
+            from .demo import setup_demo
+
+            return setup_demo(gateway)
+        return None
     except (OperationalError, InterfaceError, ServiceUnavailable) as exc:
         lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         reason = lines[0] if lines else type(exc).__name__
@@ -85,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="set up a labelled demo team (SSO, SCIM on) and print a key for it",
+    )
+    add_commands(sub)
     return parser
 
 
@@ -100,13 +112,12 @@ def _serve(args: argparse.Namespace, settings: Settings, config: str | None) -> 
     host = args.host or settings.server.host
     port = args.port if args.port is not None else settings.server.port
     workers = args.workers or settings.server.workers
-    _prepare(settings)
-    if settings.auth.token is None and not os.environ.get("SCIM_GATEWAY_TOKEN"):
-        token = "scimgw_dev_" + secrets.token_urlsafe(32)
-        os.environ["SCIM_GATEWAY_TOKEN"] = token
+    token = _prepare(settings, demo=args.demo)
+    if token is not None:
         print(
-            "No SCIM credential is configured, so this run uses a one-time development token\n"
-            f"for team '{settings.auth.default_team}'. It is shown only here:\n\n  {token}\n\n"
+            "Demo team 'demo' is ready (SSO with a generated demo certificate, SCIM on).\n"
+            "Its new SCIM API key is shown only here:\n\n"
+            f"  {token}\n\nTry it:\n\n"
             f"  curl -H 'Authorization: Bearer {token}' "
             f"http://{host}:{port}/scim/v2/Users\n",
             file=sys.stderr,
@@ -133,14 +144,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = effective_settings(config)
         if args.command == "serve":
             return _serve(args, settings, config)
+        return run_command(args, settings)
     except ConfigError as exc:
         print(f"scim-gateway: configuration error: {exc}", file=sys.stderr)
         return 2
     except DatabaseUnavailable as exc:
         print(f"scim-gateway: {exc}", file=sys.stderr)
         return 1
-    parser.error(f"unknown command {args.command!r}")
-    return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,7 +16,6 @@ from typing import Any
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
-    "AuthSettings",
     "ConfigError",
     "DatabaseSettings",
     "LimitSettings",
@@ -93,13 +92,6 @@ class LimitSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class AuthSettings:
-    token: SecretRef | None = None
-    """Bearer token that provisions the default team (until named keys are configured)."""
-    default_team: str = "default"
-
-
-@dataclass(frozen=True, slots=True)
 class SecuritySettings:
     key_secret: SecretRef | None = None
     """Server secret under which SCIM API keys are hashed (HMAC-SHA-256), at least 32
@@ -134,7 +126,6 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
-    auth: AuthSettings = field(default_factory=AuthSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
     teams: tuple[TeamSettings, ...] = ()
@@ -150,7 +141,6 @@ _SECTIONS: dict[str, type[Any]] = {
     "server": ServerSettings,
     "database": DatabaseSettings,
     "limits": LimitSettings,
-    "auth": AuthSettings,
     "security": SecuritySettings,
     "admin": AdminSettings,
 }

@@ -18,8 +18,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from gateway.app import create_app
-from gateway.config import AuthSettings, DatabaseSettings, SecretRef, Settings
+from gateway.config import DatabaseSettings, Settings
 from tests.oidc_fixtures import oidc_provider, oidc_provider_server  # noqa: F401
+from tests.support import provision
 
 POSTGRES_URL = os.environ.get("SCIM_GATEWAY_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", "postgres"]
@@ -66,46 +67,46 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def token(monkeypatch: pytest.MonkeyPatch) -> str:
-    value = "test-" + uuid.uuid4().hex
-    monkeypatch.setenv("SCIM_GATEWAY_TEST_TOKEN", value)
-    return value
+def team_slug() -> str:
+    """The slug of the team the ``client`` fixture provisions."""
+    return "team-" + uuid.uuid4().hex[:12]
 
 
 @pytest.fixture
-def settings(database_url: str, token: str) -> Settings:
-    team = "team-" + uuid.uuid4().hex[:12]
-    return Settings(
-        database=DatabaseSettings(url=database_url),
-        auth=AuthSettings(token=SecretRef(env="SCIM_GATEWAY_TEST_TOKEN"), default_team=team),
-        source="<tests>",
-    )
+def settings(database_url: str) -> Settings:
+    return Settings(database=DatabaseSettings(url=database_url), source="<tests>")
 
 
-def make_client(settings: Settings, token: str | None) -> Iterator[TestClient]:
+def make_client(
+    settings: Settings, team: str | None = None, *, authenticated: bool = True
+) -> Iterator[TestClient]:
+    """A TestClient on a fresh app; with ``authenticated``, it sends a new key of
+    ``team`` (a new team is provisioned: SAML SSO, SCIM on, a key)."""
     app = create_app(settings)
     headers = {"Content-Type": SCIM}
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
     with TestClient(app, base_url="http://testserver", headers=headers) as client:
+        if authenticated:
+            slug = team or "team-" + uuid.uuid4().hex[:12]
+            key = provision(app.state.gateway, slug)
+            client.headers["Authorization"] = f"Bearer {key}"
         yield client
 
 
 @pytest.fixture
-def client(settings: Settings, token: str) -> Iterator[TestClient]:
-    """A SCIM client for one fresh team, on each backend."""
-    yield from make_client(settings, token)
+def client(settings: Settings, team_slug: str) -> Iterator[TestClient]:
+    """A SCIM client holding a key of one fresh team, on each backend."""
+    yield from make_client(settings, team_slug)
 
 
 @pytest.fixture
 def anon(settings: Settings) -> Iterator[TestClient]:
     """A client that sends no credential."""
-    yield from make_client(settings, None)
+    yield from make_client(settings, authenticated=False)
 
 
 @pytest.fixture
-def limited(settings: Settings, token: str, request: pytest.FixtureRequest) -> Iterator[TestClient]:
-    """A client on a gateway with small limits: ``@pytest.mark.parametrize`` not needed."""
+def limited(settings: Settings, team_slug: str) -> Iterator[TestClient]:
+    """A client on a gateway with small limits."""
     limits = replace(
         settings.limits,
         max_results=5,
@@ -116,7 +117,7 @@ def limited(settings: Settings, token: str, request: pytest.FixtureRequest) -> I
         max_patch_operations=5,
         max_filter_length=200,
     )
-    yield from make_client(settings.replace(limits=limits), token)
+    yield from make_client(settings.replace(limits=limits), team_slug)
 
 
 def new_user(client: TestClient, user_name: str, **attrs: Any) -> dict[str, Any]:

@@ -8,9 +8,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from sqlalchemy import select
+from starlette.testclient import TestClient
 
 from gateway.app import Gateway
+from gateway.keys import parse_key
 from gateway.sso import validate_saml
+from gateway.store.tables import ApiKey
 from gateway.teams import create_key, create_team, enable_scim, set_sso
 
 SSO_URL = "https://idp.example.com/sso/saml"
@@ -46,3 +50,15 @@ def provision(
     enable_scim(gateway.db, slug)
     _info, token = create_key(gateway.db, gateway.hasher, slug, key_name, adapter=adapter)
     return token
+
+
+def team_pk_of(client: TestClient) -> int:
+    """The database key of the team whose SCIM key ``client`` sends."""
+    token = client.headers["Authorization"].removeprefix("Bearer ")
+    gateway: Gateway = client.app.state.gateway  # type: ignore[attr-defined]
+    keys = ApiKey.__table__  # type: ignore[attr-defined]
+    with gateway.db.engine.connect() as conn:
+        pk: int = conn.execute(
+            select(keys.c.team_pk).where(keys.c.key_id == parse_key(token))
+        ).scalar_one()
+    return pk

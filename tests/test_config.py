@@ -39,8 +39,8 @@ INVALID = {
     "negative": ("[server]\nport = -1\n", "server.port", "must not be negative"),
     "section-not-table": ('server = "localhost"\n', "server", "expected a table ([server])"),
     "literal-token": (
-        '[auth]\ntoken = "literal-token-value"\n',
-        "auth.token",
+        '[security]\nkey_secret = "literal-token-value"\n',
+        "security.key_secret",
         'Use { env = "VARIABLE" } or { file = "/path/to/secret" }',
     ),
     "literal-key-secret": (
@@ -49,11 +49,15 @@ INVALID = {
         "secrets are never written in the config file",
     ),
     "secret-ref-both": (
-        '[auth]\ntoken = { env = "A", file = "/b" }\n',
-        "auth.token",
+        '[security]\nkey_secret = { env = "A", file = "/b" }\n',
+        "security.key_secret",
         'expected { env = "VARIABLE" } or { file = "/path/to/secret" }',
     ),
-    "secret-ref-not-string": ("[auth]\ntoken = { env = 5 }\n", "auth.token", "must name a string"),
+    "secret-ref-not-string": (
+        "[security]\nkey_secret = { env = 5 }\n",
+        "security.key_secret",
+        "must name a string",
+    ),
     "default-count-above-max": (
         "[limits]\nmax_results = 10\ndefault_count = 20\n",
         "limits.default_count",
@@ -158,7 +162,6 @@ def test_valid_config(tmp_path: Path) -> None:
         tmp_path,
         '[server]\nport = 9000\nbase_url = "https://scim.example.com"\n'
         "[limits]\nmax_results = 50\ndefault_count = 20\n"
-        '[auth]\ntoken = { env = "GATEWAY_TOKEN" }\ndefault_team = "acme"\n'
         '[security]\nkey_secret = { file = "/run/secrets/key" }\n'
         '[teams.acme]\nname = "Acme"\nscim_enabled = false\noptions = { region = "eu" }\n',
     )
@@ -166,7 +169,6 @@ def test_valid_config(tmp_path: Path) -> None:
     assert settings.source == str(path)
     assert settings.server.port == 9000
     assert settings.limits.default_count == 20
-    assert settings.auth.token is not None and settings.auth.token.env == "GATEWAY_TOKEN"
     assert settings.security.key_secret is not None
     assert settings.security.key_secret.file == "/run/secrets/key"
     (team,) = settings.teams
@@ -178,7 +180,6 @@ def test_valid_config(tmp_path: Path) -> None:
 
 
 def start(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SCIM_GATEWAY_TOKEN", raising=False)
     settings = load_settings(path)
     gateway = Gateway(settings)
     try:
@@ -195,12 +196,13 @@ def test_missing_env_secret_stops_startup(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.delenv("SCIM_GATEWAY_TEST_ABSENT", raising=False)
     path = write_config(
         tmp_path,
-        database_section(tmp_path) + '[auth]\ntoken = { env = "SCIM_GATEWAY_TEST_ABSENT" }\n',
+        database_section(tmp_path)
+        + '[security]\nkey_secret = { env = "SCIM_GATEWAY_TEST_ABSENT" }\n',
     )
     with pytest.raises(ConfigError) as info:
         start(path, monkeypatch)
     message = str(info.value)
-    assert message.startswith(f"{path}: auth.token: ")
+    assert message.startswith(f"{path}: security.key_secret: ")
     assert "environment variable SCIM_GATEWAY_TEST_ABSENT is not set or empty" in message
     assert "Export it before starting the gateway" in message
 
@@ -220,12 +222,13 @@ def test_empty_env_secret_stops_startup(tmp_path: Path, monkeypatch: pytest.Monk
 def test_missing_secret_file_stops_startup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     absent = tmp_path / "no-such-secret"
     path = write_config(
-        tmp_path, database_section(tmp_path) + f'[auth]\ntoken = {{ file = "{absent}" }}\n'
+        tmp_path,
+        database_section(tmp_path) + f'[security]\nkey_secret = {{ file = "{absent}" }}\n',
     )
     with pytest.raises(ConfigError) as info:
         start(path, monkeypatch)
     message = str(info.value)
-    assert message.startswith(f"{path}: auth.token: cannot read secret file")
+    assert message.startswith(f"{path}: security.key_secret: cannot read secret file")
     assert str(absent) in message
     assert "Create the file or fix the path" in message
 
@@ -233,12 +236,9 @@ def test_missing_secret_file_stops_startup(tmp_path: Path, monkeypatch: pytest.M
 def test_resolvable_secrets_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     secret = tmp_path / "key-secret"
     secret.write_text("k" * 48 + "\n", encoding="utf-8")
-    monkeypatch.setenv("SCIM_GATEWAY_TEST_PRESENT", "a-token-for-tests")
     path = write_config(
         tmp_path,
-        database_section(tmp_path)
-        + '[auth]\ntoken = { env = "SCIM_GATEWAY_TEST_PRESENT" }\n'
-        + f'[security]\nkey_secret = {{ file = "{secret}" }}\n',
+        database_section(tmp_path) + f'[security]\nkey_secret = {{ file = "{secret}" }}\n',
     )
     start(path, monkeypatch)
 

@@ -30,6 +30,7 @@ from gateway.store.query import users, values
 from gateway.store.tables import Team
 from tests.conftest import ENTERPRISE, GROUP_SCHEMA, USER_SCHEMA
 from tests.rfc7643_examples import enterprise_user, full_user, tour_guides
+from tests.support import team_pk_of
 
 BASE = "https://gateway.example.com/scim/v2"
 ACME = "urn:ietf:params:scim:schemas:extension:acme:2.0:User"
@@ -47,9 +48,7 @@ def _through_db(client: TestClient, settings: Settings, resource: dict[str, Any]
     columns, value_rows = user_to_rows(resource)
     now = utcnow()
     with engine.begin() as conn:
-        team_pk = conn.execute(
-            select(teams.c.pk).where(teams.c.slug == settings.auth.default_team)
-        ).scalar_one()
+        team_pk = team_pk_of(client)
         user_pk = conn.execute(
             insert(users).returning(users.c.pk),
             {

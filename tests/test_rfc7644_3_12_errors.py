@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -18,10 +16,9 @@ UNKNOWN_ID = "2819c223-7f76-453a-919d-413861904646"
 
 
 @pytest.fixture
-def other_team(settings: Settings, token: str) -> Iterator[TestClient]:
+def other_team(settings: Settings) -> Iterator[TestClient]:
     """A client of a second team on the same database as ``client``."""
-    auth = replace(settings.auth, default_team="team-" + uuid.uuid4().hex[:12])
-    yield from make_client(settings.replace(auth=auth), token)
+    yield from make_client(settings)
 
 
 def assert_error(response: Any, status: int, scim_type: str | None = None) -> dict[str, Any]:

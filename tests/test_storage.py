@@ -21,6 +21,7 @@ from gateway.store.query import groups, memberships, users, values
 from gateway.store.tables import Team
 from tests.conftest import ENTERPRISE, new_group, new_user
 from tests.rfc7643_examples import enterprise_user
+from tests.support import team_pk_of
 
 teams = Team.__table__  # type: ignore[attr-defined]
 
@@ -31,11 +32,7 @@ def _engine(client: TestClient) -> Engine:
 
 
 def _team_pk(client: TestClient, settings: Settings) -> int:
-    with _engine(client).connect() as conn:
-        pk: int = conn.execute(
-            select(teams.c.pk).where(teams.c.slug == settings.auth.default_team)
-        ).scalar_one()
-    return pk
+    return team_pk_of(client)
 
 
 def _rows(client: TestClient, stmt: Any) -> list[dict[str, Any]]:

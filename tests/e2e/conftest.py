@@ -22,18 +22,18 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gateway.app import Gateway
+from gateway.config import load_settings
 from tests.conftest import SCIM
+from tests.support import provision
 
-TOKEN_VARIABLE = "SCIM_GATEWAY_E2E_TOKEN"
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 
 # Variables of the developer's shell that would change what the process under test does.
 _GATEWAY_VARIABLES = (
-    "SCIM_GATEWAY_TOKEN",
     "SCIM_GATEWAY_DATABASE_URL",
     "SCIM_GATEWAY_CONFIG",
-    TOKEN_VARIABLE,
 )
 
 
@@ -146,18 +146,22 @@ def serve(
         _stop(process)
 
 
-def write_config(path: Path, *, database_url: str, team: str) -> Path:
+def write_config(path: Path, *, database_url: str) -> Path:
     path.write_text(
-        "[server]\n"
-        'host = "127.0.0.1"\n'
-        "\n[database]\n"
-        f"url = {database_url!r}\n"
-        "\n[auth]\n"
-        f'token = {{ env = "{TOKEN_VARIABLE}" }}\n'
-        f"default_team = {team!r}\n",
+        '[server]\nhost = "127.0.0.1"\n\n[database]\n' + f"url = {database_url!r}\n",
         encoding="utf-8",
     )
     return path
+
+
+def provision_key(config: Path, team: str) -> str:
+    """Provision ``team`` (SSO, SCIM on) in the config's database; return a new key."""
+    gateway = Gateway(load_settings(config))
+    gateway.start()
+    try:
+        return provision(gateway, team)
+    finally:
+        gateway.stop()
 
 
 @pytest.fixture(
@@ -173,13 +177,13 @@ def gateway(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
     else:
         database_url = request.getfixturevalue("postgres_url")
     team = "e2e-" + uuid.uuid4().hex[:12]
-    token = "e2e-" + uuid.uuid4().hex
-    config = write_config(tmp_path / "gateway.toml", database_url=database_url, team=team)
+    config = write_config(tmp_path / "gateway.toml", database_url=database_url)
+    token = provision_key(config, team)
     port = str(free_port())
     yield from serve(
         tmp_path,
         args=["serve", "--config", str(config), "--port", port],
-        env=clean_environment(**{TOKEN_VARIABLE: token}),
+        env=clean_environment(),
         token=token,
         team=team,
     )

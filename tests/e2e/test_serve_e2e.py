@@ -425,24 +425,29 @@ def test_team_sees_only_its_own_data(gateway: Served, http: httpx.Client) -> Non
 # --- serve with no configuration at all --------------------------------------------
 
 
-def test_serve_without_config_uses_builtin_defaults(tmp_path: Path) -> None:
-    port = str(free_port())
+def _demo_key(served: Served) -> str:
+    found = set(re.findall(r"Bearer (scimgw_[a-z2-7]{12}_[A-Za-z0-9_\-]{43})", served.stderr()))
+    assert len(found) == 1, served.stderr()
+    return found.pop()
+
+
+def test_serve_demo_without_config_uses_builtin_defaults(tmp_path: Path) -> None:
+    """The quick start: no config, SQLite in the working directory, a demo team and a key."""
     served_iter = serve(
         tmp_path,
-        args=["serve", "--port", port],
+        args=["serve", "--demo", "--port", str(free_port())],
         env=clean_environment(),
         token=None,
-        team="default",
+        team="demo",
     )
     served = next(served_iter)
     try:
         assert (tmp_path / "scim-gateway.sqlite3").is_file()
-
         stderr = served.stderr()
-        found = re.findall(r"Bearer (scimgw_dev_[A-Za-z0-9_\-]+)", stderr)
-        assert found, stderr
-        token = found[0]
-        assert stderr.count(token) == 2  # the token line and the ready curl line
+        assert "Demo team 'demo'" in stderr
+        token = _demo_key(served)
+        assert stderr.count(token) == 2  # the key line and the ready curl line
+        assert f"curl -H 'Authorization: Bearer {token}' http://127.0.0.1:" in stderr
 
         with served.client(token="") as anon:
             config = scim_body(anon.get("/ServiceProviderConfig"), 200)
@@ -450,7 +455,7 @@ def test_serve_without_config_uses_builtin_defaults(tmp_path: Path) -> None:
             assert_scim_error(anon.get("/Users"), 401)
 
         with served.client(token=token) as client:
-            user = create(client, "/Users", simple_user(f"dev-{uuid.uuid4().hex[:6]}"))
+            user = create(client, "/Users", simple_user(f"demo-{uuid.uuid4().hex[:6]}"))
             page = listed(client, "/Users")
             assert ids(page) == [user["id"]]
     finally:
@@ -458,25 +463,31 @@ def test_serve_without_config_uses_builtin_defaults(tmp_path: Path) -> None:
     assert served.process.returncode is not None
 
 
-def test_serve_without_config_uses_the_token_from_the_environment(tmp_path: Path) -> None:
-    token = "env-" + uuid.uuid4().hex
+def test_serve_without_demo_sets_up_nothing(tmp_path: Path) -> None:
     served_iter = serve(
         tmp_path,
         args=["serve", "--port", str(free_port())],
-        env=clean_environment(SCIM_GATEWAY_TOKEN=token),
-        token=token,
-        team="default",
+        env=clean_environment(),
+        token=None,
+        team="demo",
     )
     served = next(served_iter)
     try:
-        assert "scimgw_dev_" not in served.stderr()
-        assert token not in served.stderr()
-        with served.client() as client:
-            assert listed(client, "/Users")["totalResults"] == 0
-        with served.client(token="scimgw_dev_" + uuid.uuid4().hex) as other:
+        assert "scimgw_" not in served.stderr()
+        with served.client(token="scimgw_" + "a" * 12 + "_" + "b" * 43) as other:
             assert_scim_error(other.get("/Users"), 401)
     finally:
         served_iter.close()
+    listing = subprocess.run(
+        [*gateway_command(), "teams", "list", "--json"],
+        cwd=tmp_path,
+        env=clean_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert listing.stdout.strip() == "[]"
 
 
 def test_serve_without_config_ignores_a_config_left_in_the_environment(tmp_path: Path) -> None:
@@ -484,26 +495,20 @@ def test_serve_without_config_ignores_a_config_left_in_the_environment(tmp_path:
     stray = tmp_path / "stray"
     stray.mkdir()
     (stray / "gateway.toml").write_text(
-        f'[database]\nurl = "sqlite:///{stray / "stray.sqlite3"}"\n'
-        '[auth]\ntoken = { env = "SCIM_GATEWAY_STRAY_TOKEN" }\ndefault_team = "stray"\n',
-        encoding="utf-8",
+        f'[database]\nurl = "sqlite:///{stray / "stray.sqlite3"}"\n', encoding="utf-8"
     )
     work = tmp_path / "work"
     work.mkdir()
     served_iter = serve(
         work,
-        args=["serve", "--port", str(free_port())],
-        env=clean_environment(
-            SCIM_GATEWAY_CONFIG=str(stray / "gateway.toml"),
-            SCIM_GATEWAY_STRAY_TOKEN="stray-" + uuid.uuid4().hex,
-        ),
+        args=["serve", "--demo", "--port", str(free_port())],
+        env=clean_environment(SCIM_GATEWAY_CONFIG=str(stray / "gateway.toml")),
         token=None,
-        team="default",
+        team="demo",
     )
     served = next(served_iter)
     try:
-        [token] = set(re.findall(r"Bearer (scimgw_dev_[A-Za-z0-9_\-]+)", served.stderr()))
-        with served.client(token=token) as client:
+        with served.client(token=_demo_key(served)) as client:
             create(client, "/Users", simple_user("kept-here"))
         assert (work / "scim-gateway.sqlite3").is_file()
         assert not (stray / "stray.sqlite3").exists()
