@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
@@ -15,17 +16,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
+from plugins import Adapter, GatewayPlugins
+
 from .auth import KeyAuthenticator, Principal, bearer_token, load_hasher
 from .config import Settings
 from .http import ScimResponse
 from .keys import KeyHasher, redact
+from .policy import TeamPolicy
 from .routes.admin import admin_mount
 from .routes.bulk import routes_for_bulk
 from .routes.discovery import routes_for_discovery
 from .routes.groups import routes_for_groups
 from .routes.search import routes_for_root_search
 from .routes.users import routes_for_users
-from .scim.errors import ScimError
+from .scim.errors import Forbidden, ScimError
 from .store.bootstrap import prepare_database
 from .store.db import Database, make_engine
 from .team_config import apply_config_teams
@@ -33,6 +37,8 @@ from .team_config import apply_config_teams
 __all__ = ["Gateway", "app_factory", "create_app"]
 
 log = logging.getLogger("scim_gateway")
+
+DEFAULT_POLICY = TeamPolicy()
 
 _STATUS_DETAIL = {
     404: "No such endpoint. SCIM resources live under /scim/v2 (Users, Groups, ...).",
@@ -54,6 +60,10 @@ class Gateway:
         )
         self.hasher: KeyHasher
         self.keys: KeyAuthenticator
+        blocked = [*settings.plugins.block]
+        blocked += os.environ.get("SCIM_GATEWAY_BLOCK_PLUGINS", "").split(",")
+        self.plugins = GatewayPlugins(blocked=blocked)
+        self._policies: dict[str, TeamPolicy] = {}
 
     def start(self) -> None:
         prepare_database(self.db)
@@ -66,6 +76,27 @@ class Gateway:
         self.hasher = load_hasher(self.db, secret)
         self.keys = KeyAuthenticator(self.db, self.hasher)
         apply_config_teams(self.db, self.settings)
+
+    def adapter_for(self, principal: Principal) -> Adapter:
+        """The adapter bound to the caller's key (or its team's default)."""
+        adapter = self.plugins.adapter(principal.adapter)
+        if adapter is None:
+            raise Forbidden(
+                f"The adapter {principal.adapter!r} that this key is bound to is not loaded on "
+                "this gateway (not installed, or blocked). Ask the gateway's operator."
+            )
+        return adapter
+
+    def policy_for(self, principal: Principal) -> TeamPolicy:
+        """The team's provisioning policy (options were validated when saved)."""
+        options = principal.team_options
+        if not options:
+            return DEFAULT_POLICY
+        cache_key = json.dumps(options, sort_keys=True, default=str)
+        policy = self._policies.get(cache_key)
+        if policy is None:
+            policy = self._policies[cache_key] = TeamPolicy.from_options(options)
+        return policy
 
     async def authenticate(self, request: Request) -> Principal:
         return await anyio.to_thread.run_sync(self.keys.verify, bearer_token(request))

@@ -11,7 +11,8 @@ same 401, so the answer tells an attacker nothing. Keys are never logged.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -46,6 +47,7 @@ class Principal:
     adapter: str = "generic"
     key_id: str | None = None
     key_name: str | None = None
+    team_options: Mapping[str, Any] = field(default_factory=dict)
 
 
 def bearer_token(request: Request) -> str | None:
@@ -79,6 +81,7 @@ _KEY_COLUMNS = (
     teams.c.slug,
     teams.c.scim_enabled,
     teams.c.default_adapter,
+    teams.c.options,
 )
 
 
@@ -121,6 +124,7 @@ class KeyAuthenticator:
             adapter=row.adapter or row.default_adapter,
             key_id=row.key_id,
             key_name=row.name,
+            team_options=row.options or {},
         )
 
     def _touch(self, row: Any, now: datetime) -> None:

@@ -14,14 +14,18 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .policy import PolicyError, TeamPolicy
+
 __all__ = [
     "DEFAULT_DATABASE_URL",
     "ConfigError",
     "DatabaseSettings",
     "LimitSettings",
+    "PluginSettings",
     "SecretRef",
     "ServerSettings",
     "Settings",
+    "TeamSettings",
     "load_settings",
 ]
 
@@ -109,6 +113,13 @@ class AdminSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class PluginSettings:
+    block: tuple[str, ...] = ()
+    """Plugins (entry-point names) not to load, e.g. ["okta"]. The environment
+    variable SCIM_GATEWAY_BLOCK_PLUGINS (comma-separated) adds to it."""
+
+
+@dataclass(frozen=True, slots=True)
 class TeamSettings:
     """A team declared in the config file (``[teams.<slug>]``)."""
 
@@ -128,6 +139,7 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
+    plugins: PluginSettings = field(default_factory=PluginSettings)
     teams: tuple[TeamSettings, ...] = ()
     source: str = "<built-in defaults>"
 
@@ -143,6 +155,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "limits": LimitSettings,
     "security": SecuritySettings,
     "admin": AdminSettings,
+    "plugins": PluginSettings,
 }
 _TEAM_KEYS = {
     "name": str,
@@ -158,7 +171,13 @@ _SSO_KEYS = {
 
 
 def _type_name(tp: Any) -> str:
-    return {"int": "an integer", "str": "a string", "bool": "true or false"}.get(str(tp), str(tp))
+    names = {
+        "int": "an integer",
+        "str": "a string",
+        "bool": "true or false",
+        "tuple[str, ...]": "a list of strings",
+    }
+    return names.get(str(tp), str(tp))
 
 
 def _parse_secret(value: Any, *, where: str) -> SecretRef:
@@ -196,6 +215,7 @@ def _build_section(cls: type[Any], data: Any, *, where: str) -> Any:
             "int": isinstance(value, int) and not isinstance(value, bool),
             "str": isinstance(value, str),
             "bool": isinstance(value, bool),
+            "tuple[str, ...]": isinstance(value, list) and all(isinstance(v, str) for v in value),
         }.get(str(expected), True)
         if not ok:
             raise ConfigError(
@@ -204,7 +224,7 @@ def _build_section(cls: type[Any], data: Any, *, where: str) -> Any:
             )
         if str(expected) == "int" and value < 0:
             raise ConfigError(f"{key_where}: must not be negative.")
-        values[key] = value
+        values[key] = tuple(value) if isinstance(value, list) else value
     return cls(**values)
 
 
@@ -263,6 +283,10 @@ def _parse_teams(data: Any, *, source: str) -> tuple[TeamSettings, ...]:
                     f"got {value!r}."
                 )
         sso = _parse_sso(table["sso"], where=f"{where}.sso") if "sso" in table else None
+        try:
+            TeamPolicy.from_options(table.get("options"))
+        except PolicyError as exc:
+            raise ConfigError(f"{where}.options: {exc}.") from exc
         out.append(
             TeamSettings(
                 slug=slug,

@@ -163,7 +163,7 @@ def test_valid_config(tmp_path: Path) -> None:
         '[server]\nport = 9000\nbase_url = "https://scim.example.com"\n'
         "[limits]\nmax_results = 50\ndefault_count = 20\n"
         '[security]\nkey_secret = { file = "/run/secrets/key" }\n'
-        '[teams.acme]\nname = "Acme"\nscim_enabled = false\noptions = { region = "eu" }\n',
+        '[teams.acme]\nname = "Acme"\nscim_enabled = false\noptions = { default_role = "viewer" }\n',
     )
     settings = load_settings(path)
     assert settings.source == str(path)
@@ -173,7 +173,7 @@ def test_valid_config(tmp_path: Path) -> None:
     assert settings.security.key_secret.file == "/run/secrets/key"
     (team,) = settings.teams
     assert (team.slug, team.name, team.scim_enabled, team.sso) == ("acme", "Acme", False, None)
-    assert team.options == {"region": "eu"}
+    assert team.options == {"default_role": "viewer"}
 
 
 # --- secrets are resolved at startup ------------------------------------------------

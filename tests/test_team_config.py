@@ -81,7 +81,7 @@ def saml_section(slug: str, certificate: Path, *, name: str = "Acme") -> str:
 name = "{name}"
 scim_enabled = true
 default_adapter = "generic"
-options = {{ region = "eu" }}
+options = {{ default_role = "viewer" }}
 
 [teams.{slug}.sso]
 method = "saml"
@@ -125,7 +125,7 @@ def test_config_teams_applied_at_start(
     with started(config, database_url) as gateway:
         team = get_team(gateway.db, saml)
         assert (team.name, team.scim_enabled, team.default_adapter) == ("Acme", True, "generic")
-        assert team.options == {"region": "eu"}
+        assert team.options == {"default_role": "viewer"}
         assert team.sso is not None
         assert team.sso["method"] == "saml"
         assert team.sso["entity_id"] == ENTITY_ID

@@ -25,6 +25,7 @@ from sqlalchemy import Connection
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .. import service
 from ..config import LimitSettings
 from ..http import ScimResponse, read_json
 from ..scim.errors import (
@@ -36,14 +37,8 @@ from ..scim.errors import (
     PayloadTooLarge,
     ScimError,
 )
-from ..scim.patch import parse_patch_request
 from ..scim.projection import Projection
-from ..scim.resource import canonicalize, check_required
 from ..scim.schemas import BULK_REQUEST, BULK_RESPONSE, GROUP, USER, ResourceType
-from ..store import groups as group_repo
-from ..store import users as user_repo
-from . import groups as group_routes
-from . import users as user_routes
 from .common import Ctx, context
 
 __all__ = ["BULK_ID_PREFIX", "UnresolvedReference", "routes_for_bulk"]
@@ -436,54 +431,48 @@ class _BulkRun:
         return await self._delete(op.resource_type, resource_id, if_match)
 
     async def _post(self, rt: ResourceType, data: Any) -> _Outcome:
-        ctx = self.ctx
-        resource = canonicalize(rt, data)
-        check_required(rt, resource)
-        create = user_repo.create_user if rt is USER else group_repo.create_group
-
-        def tx(conn: Connection) -> dict[str, Any]:
-            return create(conn, ctx.team_pk, resource, base_url=ctx.base_url)
-
-        return _Outcome(201, await ctx.db.run(tx, write=True))
+        ctx = self.ctx.fresh()
+        created = await ctx.db.run(lambda conn: service.create(conn, ctx, rt, data), write=True)
+        ctx.emit()
+        return _Outcome(201, ctx.render(rt, created))
 
     async def _put(
         self, rt: ResourceType, resource_id: str, data: Any, if_match: set[str] | None
     ) -> _Outcome:
-        ctx = self.ctx
-        new = canonicalize(rt, data)
-        check_required(rt, new)
-        replace = user_routes.replace_tx if rt is USER else group_routes.replace_tx
+        ctx = self.ctx.fresh()
 
         def tx(conn: Connection) -> dict[str, Any]:
-            return replace(conn, ctx, resource_id, new, if_match)
+            return service.replace(conn, ctx, rt, resource_id, data, if_match)
 
-        return _Outcome(200, await ctx.db.run(tx, write=True))
+        saved = await ctx.db.run(tx, write=True)
+        ctx.emit()
+        return _Outcome(200, ctx.render(rt, saved))
 
     async def _patch(
         self, rt: ResourceType, resource_id: str, data: Any, if_match: set[str] | None
     ) -> _Outcome:
-        ctx = self.ctx
-        changes = parse_patch_request(data, max_operations=ctx.limits.max_patch_operations)
+        ctx = self.ctx.fresh()
         # A group comes back without its members: the new version, not the whole list.
         slim = Projection.parse(GROUP, None, ["members"])
 
         def tx(conn: Connection) -> dict[str, Any] | None:
-            if rt is USER:
-                return user_routes.patch_tx(conn, ctx, resource_id, changes, if_match)
-            return group_routes.patch_tx(conn, ctx, resource_id, changes, if_match, slim)
+            projection = slim if rt is GROUP else None
+            return service.patch(conn, ctx, rt, resource_id, data, if_match, projection)
 
-        return _Outcome(200, await ctx.db.run(tx, write=True))
+        saved = await ctx.db.run(tx, write=True)
+        ctx.emit()
+        return _Outcome(200, saved)
 
     async def _delete(
         self, rt: ResourceType, resource_id: str, if_match: set[str] | None
     ) -> _Outcome:
-        ctx = self.ctx
-        delete = user_repo.delete_user if rt is USER else group_repo.delete_group
+        ctx = self.ctx.fresh()
 
         def tx(conn: Connection) -> None:
-            delete(conn, ctx.team_pk, resource_id, if_match=if_match)
+            service.delete(conn, ctx, rt, resource_id, if_match)
 
         await ctx.db.run(tx, write=True)
+        ctx.emit()
         return _Outcome(204)
 
 

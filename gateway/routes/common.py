@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 
+from plugins import Adapter, Inbound, Outbound, ProvisioningEvent
+
 from ..auth import Principal
 from ..config import LimitSettings
 from ..http import ScimResponse, query_param, read_json
+from ..policy import TeamPolicy
 from ..scim.errors import InvalidFilter, InvalidValue
 from ..scim.filter import AttrPath, parse_filter
-from ..scim.schemas import LIST_RESPONSE
+from ..scim.schemas import LIST_RESPONSE, ResourceType
 from ..store.common import ListQuery, Page
 from ..store.db import Database
 
@@ -24,9 +29,76 @@ __all__ = ["Ctx", "body", "context", "list_query", "list_response", "parse_sort_
 
 @dataclass(frozen=True, slots=True)
 class Ctx:
+    """One SCIM request: who made it, through which adapter, under which policy.
+
+    ``events`` collects the provisioning events of the request's transaction; they
+    are delivered to observers only after that transaction has committed.
+    """
+
     gateway: Gateway
     principal: Principal
     base_url: str
+    adapter: Adapter
+    policy: TeamPolicy
+    request_id: str
+    user_agent: str | None = None
+    events: list[ProvisioningEvent] = field(default_factory=list)
+
+    def fresh(self) -> Ctx:
+        """The same request context with an empty event list (one per transaction)."""
+        return replace(self, events=[])
+
+    def inbound(self, rt: ResourceType, method: str) -> Inbound:
+        return Inbound(
+            team=self.principal.team_slug,
+            adapter=self.adapter.name,
+            resource_type=rt.name,
+            method=method,
+            options=self.principal.team_options,
+            user_agent=self.user_agent,
+        )
+
+    def outbound(self, rt: ResourceType) -> Outbound:
+        return Outbound(
+            team=self.principal.team_slug,
+            adapter=self.adapter.name,
+            resource_type=rt.name,
+            base_url=self.base_url,
+            options=self.principal.team_options,
+        )
+
+    def render(self, rt: ResourceType, resource: dict[str, Any]) -> dict[str, Any]:
+        return self.adapter.render(resource, self.outbound(rt))
+
+    def event(
+        self,
+        kind: str,
+        rt: ResourceType,
+        resource_id: str,
+        display: str | None,
+        changes: dict[str, Any],
+    ) -> None:
+        self.events.append(
+            ProvisioningEvent(
+                kind=kind,
+                team=self.principal.team_slug,
+                resource_type=rt.name,
+                resource_id=resource_id,
+                display=display,
+                changes=changes,
+                occurred_at=datetime.now(UTC),
+                key_id=self.principal.key_id,
+                key_name=self.principal.key_name,
+                adapter=self.adapter.name,
+                request_id=self.request_id,
+            )
+        )
+
+    def emit(self) -> None:
+        """Deliver this transaction's events; call only after it committed."""
+        if self.events:
+            self.gateway.plugins.emit(self.events)
+            self.events.clear()
 
     @property
     def db(self) -> Database:
@@ -51,7 +123,23 @@ def base_url(request: Request, gateway: Gateway) -> str:
 async def context(request: Request) -> Ctx:
     gateway: Gateway = request.app.state.gateway
     principal = await gateway.authenticate(request)
-    return Ctx(gateway, principal, base_url(request, gateway))
+    return Ctx(
+        gateway,
+        principal,
+        base_url(request, gateway),
+        adapter=gateway.adapter_for(principal),
+        policy=gateway.policy_for(principal),
+        request_id=request_id(request),
+        user_agent=request.headers.get("user-agent"),
+    )
+
+
+def request_id(request: Request) -> str:
+    """The caller's ``X-Request-Id`` when it is sane, else a new one."""
+    given = request.headers.get("x-request-id", "")
+    if 0 < len(given) <= 128 and given.isascii() and given.isprintable():
+        return given
+    return uuid.uuid4().hex
 
 
 async def body(request: Request, ctx: Ctx) -> Any:

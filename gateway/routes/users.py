@@ -4,20 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .. import service
 from ..http import ScimResponse, parse_if_match
-from ..scim.errors import InvalidSyntax, Mutability
-from ..scim.patch import apply_patch, parse_patch_request
+from ..scim.errors import InvalidSyntax
 from ..scim.projection import Projection
-from ..scim.resource import canonicalize, check_required
 from ..scim.schemas import SEARCH_REQUEST, USER, ResourceType
 from ..store import users as repo
 from .common import Ctx, body, context, list_query, list_response, query_params
 
-__all__ = ["check_immutable", "resource_response", "routes_for_users", "search_body"]
+__all__ = ["resource_response", "routes_for_users", "search_body", "search_params"]
 
 
 def resource_response(
@@ -33,14 +31,6 @@ def resource_response(
         headers["Location"] = meta["location"]
     content = projection.apply(resource) if projection is not None else resource
     return ScimResponse(content, status_code=status, headers=headers)
-
-
-def check_immutable(rt: ResourceType, before: dict[str, Any], after: dict[str, Any]) -> None:
-    """RFC 7644 §3.5.1: an immutable attribute with a value must not change."""
-    for attr in rt.schema.attributes:
-        old = before.get(attr.name)
-        if attr.mutability == "immutable" and old is not None and after.get(attr.name) != old:
-            raise Mutability(f"'{attr.name}' is immutable and cannot be changed.")
 
 
 def projection_of(request: Request, rt: ResourceType) -> Projection:
@@ -68,14 +58,22 @@ def search_body(data: Any) -> dict[str, Any]:
     return params
 
 
+def search_params(
+    ctx: Ctx, rt: ResourceType, params: dict[str, Any], method: str
+) -> dict[str, Any]:
+    """List/search parameters after the key's adapter has normalised them."""
+    return ctx.adapter.normalize_query(dict(params), ctx.inbound(rt, method))
+
+
 async def list_users(request: Request) -> Response:
     ctx = await context(request)
-    return await _search(ctx, query_params(request))
+    return await _search(ctx, search_params(ctx, USER, query_params(request), "GET"))
 
 
 async def search_users(request: Request) -> Response:
     ctx = await context(request)
-    return await _search(ctx, search_body(await body(request, ctx)))
+    params = search_body(await body(request, ctx))
+    return await _search(ctx, search_params(ctx, USER, params, "POST"))
 
 
 async def _search(ctx: Ctx, params: dict[str, Any]) -> Response:
@@ -86,19 +84,20 @@ async def _search(ctx: Ctx, params: dict[str, Any]) -> Response:
             conn, ctx.team_pk, query, base_url=ctx.base_url, projection=projection
         )
     )
+    page.resources[:] = [ctx.render(USER, r) for r in page.resources]
     return list_response(page)
 
 
 async def create_user(request: Request) -> Response:
     ctx = await context(request)
-    resource = canonicalize(USER, await body(request, ctx))
-    check_required(USER, resource)
-    created = await ctx.db.run(
-        lambda conn: repo.create_user(conn, ctx.team_pk, resource, base_url=ctx.base_url),
-        write=True,
-    )
+    data = await body(request, ctx)
+    created = await ctx.db.run(lambda conn: service.create(conn, ctx, USER, data), write=True)
+    ctx.emit()
     return resource_response(
-        created, status=201, created=True, projection=projection_of(request, USER)
+        ctx.render(USER, created),
+        status=201,
+        created=True,
+        projection=projection_of(request, USER),
     )
 
 
@@ -119,64 +118,40 @@ async def get_user(request: Request) -> Response:
     none_match = parse_if_match(request, "if-none-match")
     if none_match and (resource["meta"]["version"] in none_match or "*" in none_match):
         return Response(status_code=304, headers={"ETag": resource["meta"]["version"]})
-    return resource_response(resource, projection=projection)
-
-
-def replace_tx(
-    conn: Connection, ctx: Ctx, user_id: str, new: dict[str, Any], if_match: set[str] | None
-) -> dict[str, Any]:
-    row, current = repo.load_user(
-        conn, ctx.team_pk, user_id, base_url=ctx.base_url, if_match=if_match
-    )
-    check_immutable(USER, current, new)
-    if "active" not in new:
-        # A PUT that omits ``active`` keeps the current state: some IdPs send
-        # partial PUTs, and suspending a user by omission would lock them out.
-        new = {**new, "active": current.get("active", True)}
-    return repo.save_user(conn, ctx.team_pk, row, new, base_url=ctx.base_url)
+    return resource_response(ctx.render(USER, resource), projection=projection)
 
 
 async def replace_user(request: Request) -> Response:
     ctx = await context(request)
-    new = canonicalize(USER, await body(request, ctx))
-    check_required(USER, new)
+    data = await body(request, ctx)
     user_id = request.path_params["id"]
     if_match = parse_if_match(request)
-    saved = await ctx.db.run(lambda conn: replace_tx(conn, ctx, user_id, new, if_match), write=True)
-    return resource_response(saved, projection=projection_of(request, USER))
-
-
-def patch_tx(
-    conn: Connection, ctx: Ctx, user_id: str, ops: list[Any], if_match: set[str] | None
-) -> dict[str, Any]:
-    row, current = repo.load_user(
-        conn, ctx.team_pk, user_id, base_url=ctx.base_url, if_match=if_match
+    saved = await ctx.db.run(
+        lambda conn: service.replace(conn, ctx, USER, user_id, data, if_match), write=True
     )
-    patched = apply_patch(current, ops, USER)
-    new = canonicalize(USER, patched)
-    check_required(USER, new)
-    check_immutable(USER, current, new)
-    return repo.save_user(conn, ctx.team_pk, row, new, base_url=ctx.base_url)
+    ctx.emit()
+    return resource_response(ctx.render(USER, saved), projection=projection_of(request, USER))
 
 
 async def patch_user(request: Request) -> Response:
     ctx = await context(request)
-    ops = parse_patch_request(
-        await body(request, ctx), max_operations=ctx.limits.max_patch_operations
-    )
+    data = await body(request, ctx)
     user_id = request.path_params["id"]
     if_match = parse_if_match(request)
-    saved = await ctx.db.run(lambda conn: patch_tx(conn, ctx, user_id, ops, if_match), write=True)
-    return resource_response(saved, projection=projection_of(request, USER))
+    saved = await ctx.db.run(
+        lambda conn: service.patch(conn, ctx, USER, user_id, data, if_match), write=True
+    )
+    ctx.emit()
+    assert saved is not None
+    return resource_response(ctx.render(USER, saved), projection=projection_of(request, USER))
 
 
 async def delete_user(request: Request) -> Response:
     ctx = await context(request)
     user_id = request.path_params["id"]
     if_match = parse_if_match(request)
-    await ctx.db.run(
-        lambda conn: repo.delete_user(conn, ctx.team_pk, user_id, if_match=if_match), write=True
-    )
+    await ctx.db.run(lambda conn: service.delete(conn, ctx, USER, user_id, if_match), write=True)
+    ctx.emit()
     return Response(status_code=204)
 
 

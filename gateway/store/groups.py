@@ -121,6 +121,10 @@ def render_groups(
     return out
 
 
+Member = tuple[str, str, int | None]
+"""A member that changed: (id, "User" or "Group", the user's pk or None)."""
+
+
 def _resolve_members(
     conn: Connection, team_pk: int, group_pk: int | None, members: Sequence[dict[str, Any]]
 ) -> list[dict[str, Any]]:
@@ -130,9 +134,11 @@ def _resolve_members(
     for i in range(0, len(wanted), _CHUNK):
         chunk = wanted[i : i + _CHUNK]
         for row in conn.execute(
-            select(users.c.pk, users.c.id).where(users.c.team_pk == team_pk, users.c.id.in_(chunk))
+            select(users.c.pk, users.c.id).where(
+                users.c.team_pk == team_pk, users.c.id.in_(chunk), users.c.state != "deleted"
+            )
         ):
-            found[row.id] = {"user_pk": row.pk, "child_group_pk": None}
+            found[row.id] = {"user_pk": row.pk, "child_group_pk": None, "id": row.id}
         missing = [v for v in chunk if v not in found]
         if missing:
             for row in conn.execute(
@@ -142,7 +148,7 @@ def _resolve_members(
             ):
                 if row.pk == group_pk:
                     raise InvalidValue("A group cannot be a member of itself.")
-                found[row.id] = {"user_pk": None, "child_group_pk": row.pk}
+                found[row.id] = {"user_pk": None, "child_group_pk": row.pk, "id": row.id}
     unknown = [v for v in wanted if v not in found]
     if unknown:
         raise InvalidValue(
@@ -152,41 +158,86 @@ def _resolve_members(
     return [found[v] for v in wanted]
 
 
+def _describe(conn: Connection, removed: Sequence[Any]) -> list[Member]:
+    """Ids and types of membership rows (user_pk, child_group_pk) that changed."""
+    user_pks = [r.user_pk for r in removed if r.user_pk is not None]
+    group_pks = [r.child_group_pk for r in removed if r.child_group_pk is not None]
+    out: list[Member] = []
+    for i in range(0, len(user_pks), _CHUNK):
+        rows = conn.execute(
+            select(users.c.pk, users.c.id).where(users.c.pk.in_(user_pks[i : i + _CHUNK]))
+        )
+        out.extend((row.id, "User", row.pk) for row in rows)
+    for i in range(0, len(group_pks), _CHUNK):
+        rows = conn.execute(select(groups.c.id).where(groups.c.pk.in_(group_pks[i : i + _CHUNK])))
+        out.extend((row.id, "Group", None) for row in rows)
+    return out
+
+
+_RETURNED = (memberships.c.user_pk, memberships.c.child_group_pk)
+
+
 def add_members(
     conn: Connection, team_pk: int, group_pk: int, members: Sequence[dict[str, Any]]
-) -> None:
+) -> list[Member]:
+    """Add members (one row each; present ones are left alone). Returns those added."""
     rows = _resolve_members(conn, team_pk, group_pk, members)
-    batch = [{**r, "group_pk": group_pk, "team_pk": team_pk} for r in rows]
-    if batch:
-        conn.execute(insert_ignore(conn, memberships), batch)
+    batch = [
+        {
+            "user_pk": r["user_pk"],
+            "child_group_pk": r["child_group_pk"],
+            "group_pk": group_pk,
+            "team_pk": team_pk,
+        }
+        for r in rows
+    ]
+    if not batch:
+        return []
+    inserted = conn.execute(insert_ignore(conn, memberships).returning(*_RETURNED), batch).all()
+    ids = {(r["user_pk"], r["child_group_pk"]): r["id"] for r in rows}
+    return [
+        (ids[(r.user_pk, r.child_group_pk)], "User" if r.user_pk else "Group", r.user_pk)
+        for r in inserted
+    ]
 
 
 def remove_members(
     conn: Connection, team_pk: int, group_pk: int, member_ids: Sequence[str]
-) -> None:
+) -> list[Member]:
     ids = list(dict.fromkeys(member_ids))
+    removed: list[Member] = []
     for i in range(0, len(ids), _CHUNK):
         chunk = ids[i : i + _CHUNK]
         user_pks = select(users.c.pk).where(users.c.team_pk == team_pk, users.c.id.in_(chunk))
         group_pks = select(groups.c.pk).where(groups.c.team_pk == team_pk, groups.c.id.in_(chunk))
-        conn.execute(
-            delete(memberships).where(
+        gone = conn.execute(
+            delete(memberships)
+            .where(
                 memberships.c.group_pk == group_pk,
                 or_(
                     memberships.c.user_pk.in_(user_pks), memberships.c.child_group_pk.in_(group_pks)
                 ),
             )
-        )
+            .returning(*_RETURNED)
+        ).all()
+        removed.extend(_describe(conn, gone))
+    return removed
 
 
-def remove_members_where(conn: Connection, group_pk: int, node: Node) -> None:
-    conn.execute(
-        delete(memberships).where(and_(memberships.c.group_pk == group_pk, member_condition(node)))
-    )
+def remove_members_where(conn: Connection, group_pk: int, node: Node) -> list[Member]:
+    gone = conn.execute(
+        delete(memberships)
+        .where(and_(memberships.c.group_pk == group_pk, member_condition(node)))
+        .returning(*_RETURNED)
+    ).all()
+    return _describe(conn, gone)
 
 
-def clear_members(conn: Connection, group_pk: int) -> None:
-    conn.execute(delete(memberships).where(memberships.c.group_pk == group_pk))
+def clear_members(conn: Connection, group_pk: int) -> list[Member]:
+    gone = conn.execute(
+        delete(memberships).where(memberships.c.group_pk == group_pk).returning(*_RETURNED)
+    ).all()
+    return _describe(conn, gone)
 
 
 def current_version(conn: Connection, team_pk: int, group_id: str) -> str:
@@ -264,7 +315,8 @@ def save_group(conn: Connection, row: Row[Any], resource: dict[str, Any]) -> Non
 
 def delete_group(
     conn: Connection, team_pk: int, group_id: str, *, if_match: set[str] | None
-) -> None:
+) -> tuple[Row[Any], list[int]]:
+    """Delete a group; returns its row and the pks of the users that were its members."""
     row = _find_row(conn, team_pk, group_id, lock=True)
     check_version(row, if_match)
     # Its parent groups lose a member: they get a new version (see users.delete_user).
@@ -274,12 +326,20 @@ def delete_group(
         .where(groups.c.pk.in_(parents))
         .values(last_modified=utcnow(), version=groups.c.version + 1)
     )
+    member_users = list(
+        conn.execute(
+            select(memberships.c.user_pk).where(
+                memberships.c.group_pk == row.pk, memberships.c.user_pk.is_not(None)
+            )
+        ).scalars()
+    )
     conn.execute(
         delete(memberships).where(
             or_(memberships.c.group_pk == row.pk, memberships.c.child_group_pk == row.pk)
         )
     )
     conn.execute(delete(groups).where(groups.c.pk == row.pk))
+    return row, member_users
 
 
 def reload_group(

@@ -110,6 +110,12 @@ class User(SQLModel, table=True):
     manager_id: str | None = None
     manager_display_name: str | None = None
     extra: dict[str, Any] | None = _json_column()
+    state: str = Field(default="active", max_length=16)
+    """What the application acts on: ``active``, ``inactive`` (deprovisioned, kept with
+    its memberships) or ``deleted`` (a tombstone, hidden from SCIM, purged later)."""
+    deleted_at: datetime | None = None
+    role: str | None = Field(default=None, max_length=64)
+    """The team role the application grants, from the team's group-to-role mapping."""
     created: datetime
     last_modified: datetime
     version: int = 1

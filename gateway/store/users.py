@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
@@ -23,14 +24,19 @@ from .mapping import user_from_rows, user_to_rows
 from .query import compile_filter, groups, memberships, sort_expression, users, values
 
 __all__ = [
+    "LIVE",
     "check_version",
     "create_user",
     "delete_user",
+    "find_dormant",
     "get_user",
     "list_users",
     "load_user",
+    "purge_tombstones",
     "render_users",
     "save_user",
+    "set_state",
+    "state_of",
 ]
 
 _VALUE_FIELDS = [c for c in values.c if c.name not in ("pk", "user_pk", "team_pk")]
@@ -47,8 +53,12 @@ def check_version(row: Row[Any], if_match: set[str] | None) -> None:
         )
 
 
+LIVE = users.c.state != "deleted"
+"""Tombstoned users are invisible to SCIM."""
+
+
 def _find_row(conn: Connection, team_pk: int, user_id: str, *, lock: bool = False) -> Row[Any]:
-    stmt = select(users).where(users.c.team_pk == team_pk, users.c.id == user_id)
+    stmt = select(users).where(users.c.team_pk == team_pk, users.c.id == user_id, LIVE)
     if lock and conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update()
     row = conn.execute(stmt).first()
@@ -129,21 +139,69 @@ def _insert_values(
         conn.execute(insert(values), batch)
 
 
-def _taken(conn: Connection, team_pk: int, user_name_ci: str, except_pk: int | None) -> bool:
-    stmt = select(users.c.pk).where(
+def _conflict(conn: Connection, team_pk: int, user_name_ci: str, except_pk: int | None) -> Any:
+    """The user (pk, state) already holding this userName in the team, if any."""
+    stmt = select(users.c.pk, users.c.state).where(
         users.c.team_pk == team_pk, users.c.user_name_ci == user_name_ci
     )
     if except_pk is not None:
         stmt = stmt.where(users.c.pk != except_pk)
-    return conn.execute(stmt.limit(1)).first() is not None
+    return conn.execute(stmt.limit(1)).first()
+
+
+def _claim_user_name(
+    conn: Connection, team_pk: int, columns: dict[str, Any], except_pk: int | None
+) -> None:
+    """409 when a live user holds the userName; a tombstone holding it is purged."""
+    holder = _conflict(conn, team_pk, columns["user_name_ci"], except_pk)
+    if holder is None:
+        return
+    if holder.state != "deleted":
+        raise _uniqueness(columns["user_name"])
+    _purge(conn, [holder.pk])
 
 
 def _uniqueness(user_name: str) -> Uniqueness:
     return Uniqueness(f"A user with userName {user_name!r} already exists in this team.")
 
 
+def state_of(active: bool | None) -> str:
+    """The application's state for a SCIM ``active`` value (unassigned = active)."""
+    return "inactive" if active is False else "active"
+
+
+def find_dormant(conn: Connection, team_pk: int, resource: dict[str, Any]) -> Row[Any] | None:
+    """An inactive or deleted user this new resource re-provisions: same externalId,
+    else same userName."""
+    columns, _ = user_to_rows(resource)
+    dormant = users.c.state.in_(("inactive", "deleted"))
+    if columns["external_id"] is not None:
+        row = conn.execute(
+            select(users)
+            .where(
+                users.c.team_pk == team_pk,
+                users.c.external_id == columns["external_id"],
+                dormant,
+            )
+            .order_by(users.c.pk.desc())
+            .limit(1)
+        ).first()
+        if row is not None:
+            return row
+    return conn.execute(
+        select(users).where(
+            users.c.team_pk == team_pk, users.c.user_name_ci == columns["user_name_ci"], dormant
+        )
+    ).first()
+
+
 def create_user(
-    conn: Connection, team_pk: int, resource: dict[str, Any], *, base_url: str
+    conn: Connection,
+    team_pk: int,
+    resource: dict[str, Any],
+    *,
+    base_url: str,
+    role: str | None = None,
 ) -> dict[str, Any]:
     """Insert a canonical User; 409 ``uniqueness`` when its userName is taken.
 
@@ -152,8 +210,7 @@ def create_user(
     columns, value_rows = user_to_rows(resource)
     if columns["active"] is None:
         columns["active"] = True
-    if _taken(conn, team_pk, columns["user_name_ci"], None):
-        raise _uniqueness(columns["user_name"])
+    _claim_user_name(conn, team_pk, columns, None)
     now = utcnow()
     user_id = str(uuid.uuid4())
     try:
@@ -163,6 +220,8 @@ def create_user(
                 **columns,
                 "id": user_id,
                 "team_pk": team_pk,
+                "state": state_of(columns["active"]),
+                "role": role,
                 "created": now,
                 "last_modified": now,
                 "version": 1,
@@ -201,19 +260,29 @@ def load_user(
 
 
 def save_user(
-    conn: Connection, team_pk: int, row: Row[Any], resource: dict[str, Any], *, base_url: str
+    conn: Connection,
+    team_pk: int,
+    row: Row[Any],
+    resource: dict[str, Any],
+    *,
+    base_url: str,
+    restore: bool = False,
 ) -> dict[str, Any]:
-    """Replace a user's stored attributes with ``resource`` (a canonical User)."""
+    """Replace a user's stored attributes with ``resource`` (a canonical User); with
+    ``restore``, bring an inactive or deleted user back."""
     columns, value_rows = user_to_rows(resource)
-    if columns["user_name_ci"] != row.user_name_ci and _taken(
-        conn, team_pk, columns["user_name_ci"], row.pk
-    ):
-        raise _uniqueness(columns["user_name"])
+    if restore and columns["active"] is None:
+        columns["active"] = True
+    if columns["user_name_ci"] != row.user_name_ci:
+        _claim_user_name(conn, team_pk, columns, row.pk)
+    extra: dict[str, Any] = {"state": state_of(columns["active"])}
+    if restore:
+        extra["deleted_at"] = None
     try:
         conn.execute(
             update(users)
             .where(users.c.pk == row.pk)
-            .values(**columns, last_modified=utcnow(), version=users.c.version + 1)
+            .values(**columns, **extra, last_modified=utcnow(), version=users.c.version + 1)
         )
     except IntegrityError as exc:
         raise _uniqueness(columns["user_name"]) from exc
@@ -223,26 +292,84 @@ def save_user(
     return render_users(conn, [fresh], base_url=base_url, projection=None)[0]
 
 
-def delete_user(conn: Connection, team_pk: int, user_id: str, *, if_match: set[str] | None) -> None:
-    row = _find_row(conn, team_pk, user_id, lock=True)
-    check_version(row, if_match)
-    # The groups that lose this member change too: a new version, so that a client
-    # holding one of them (If-None-Match, If-Match) sees that it is stale.
-    parents = select(memberships.c.group_pk).where(memberships.c.user_pk == row.pk)
+def _leave_groups(conn: Connection, user_pks: Sequence[int]) -> None:
+    """Drop the users' memberships; the groups that lose a member get a new version,
+    so that a client holding one of them (If-None-Match, If-Match) sees it is stale."""
+    parents = select(memberships.c.group_pk).where(memberships.c.user_pk.in_(user_pks))
     conn.execute(
         update(groups)
         .where(groups.c.pk.in_(parents))
         .values(last_modified=utcnow(), version=groups.c.version + 1)
     )
-    conn.execute(delete(memberships).where(memberships.c.user_pk == row.pk))
-    conn.execute(delete(values).where(values.c.user_pk == row.pk))
-    conn.execute(delete(users).where(users.c.pk == row.pk))
+    conn.execute(delete(memberships).where(memberships.c.user_pk.in_(user_pks)))
+
+
+def _purge(conn: Connection, user_pks: Sequence[int]) -> None:
+    _leave_groups(conn, user_pks)
+    conn.execute(delete(values).where(values.c.user_pk.in_(user_pks)))
+    conn.execute(delete(users).where(users.c.pk.in_(user_pks)))
+
+
+def delete_user(
+    conn: Connection,
+    team_pk: int,
+    user_id: str,
+    *,
+    if_match: set[str] | None,
+    tombstone: bool = False,
+) -> Row[Any]:
+    """Delete a user at once, or leave a tombstone: hidden from SCIM, out of its
+    groups, restorable by a re-POST until it is purged. Returns the row as it was."""
+    row = _find_row(conn, team_pk, user_id, lock=True)
+    check_version(row, if_match)
+    if not tombstone:
+        _purge(conn, [row.pk])
+        return row
+    _leave_groups(conn, [row.pk])
+    conn.execute(
+        update(users)
+        .where(users.c.pk == row.pk)
+        .values(
+            state="deleted",
+            active=False,
+            deleted_at=utcnow(),
+            last_modified=utcnow(),
+            version=users.c.version + 1,
+        )
+    )
+    return row
+
+
+def purge_tombstones(conn: Connection, team_pk: int | None, *, older_than: datetime) -> int:
+    """Delete tombstones older than ``older_than``; returns how many."""
+    stmt = select(users.c.pk).where(users.c.state == "deleted", users.c.deleted_at < older_than)
+    if team_pk is not None:
+        stmt = stmt.where(users.c.team_pk == team_pk)
+    pks = list(conn.execute(stmt).scalars())
+    for i in range(0, len(pks), 500):
+        _purge(conn, pks[i : i + 500])
+    return len(pks)
+
+
+def set_state(conn: Connection, user_pks: Sequence[int], *, active: bool) -> None:
+    """Activate or deactivate users in place (policy actions, not client writes)."""
+    if user_pks:
+        conn.execute(
+            update(users)
+            .where(users.c.pk.in_(user_pks))
+            .values(
+                active=active,
+                state=state_of(active),
+                last_modified=utcnow(),
+                version=users.c.version + 1,
+            )
+        )
 
 
 def list_users(
     conn: Connection, team_pk: int, query: ListQuery, *, base_url: str, projection: Projection
 ) -> Page:
-    where = [users.c.team_pk == team_pk, compile_filter(USER, query.filter)]
+    where = [users.c.team_pk == team_pk, LIVE, compile_filter(USER, query.filter)]
     # Resolved first: a bad sortBy is an error whether or not there is a page to sort.
     key = sort_expression(USER, query.sort_by) if query.sort_by is not None else None
     total = conn.execute(select(func.count()).select_from(users).where(*where)).scalar_one()
