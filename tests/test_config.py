@@ -163,7 +163,8 @@ def test_valid_config(tmp_path: Path) -> None:
         '[server]\nport = 9000\nbase_url = "https://scim.example.com"\n'
         "[limits]\nmax_results = 50\ndefault_count = 20\n"
         '[security]\nkey_secret = { file = "/run/secrets/key" }\n'
-        '[teams.acme]\nname = "Acme"\nscim_enabled = false\noptions = { default_role = "viewer" }\n',
+        '[teams.acme]\nname = "Acme"\nscim_enabled = false\n'
+        'options = { default_role = "viewer" }\n',
     )
     settings = load_settings(path)
     assert settings.source == str(path)
