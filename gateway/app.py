@@ -9,7 +9,6 @@ import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -99,7 +98,8 @@ class Gateway:
         return policy
 
     async def authenticate(self, request: Request) -> Principal:
-        return await anyio.to_thread.run_sync(self.keys.verify, bearer_token(request))
+        token = bearer_token(request)
+        return await self.db.run_sync(lambda: self.keys.verify(token))
 
     def stop(self) -> None:
         self.db.dispose()

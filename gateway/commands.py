@@ -1,4 +1,4 @@
-"""Team administration commands: ``teams``, ``sso``, ``scim``, ``keys`` and ``admin``.
+"""Administration commands: ``teams``, ``sso``, ``scim``, ``keys``, ``plugins`` and ``admin``.
 
 Each command opens the configured database, applies the config file's teams (as
 ``serve`` does), acts through :mod:`gateway.teams`, and prints either lines for a
@@ -16,6 +16,8 @@ import secrets
 import sys
 from pathlib import Path
 from typing import Any
+
+from plugins import PluginError
 
 from .app import Gateway
 from .config import Settings
@@ -100,6 +102,12 @@ def add_commands(sub: Any) -> None:
     p.add_argument("team")
     p.add_argument("key_id")
     p.add_argument("--keep-old-for", type=int, default=0, metavar="MINUTES")
+    p.add_argument("--json", action="store_true")
+
+    plugins = sub.add_parser("plugins", help="show the plugins and adapters loaded")
+    p = plugins.add_subparsers(dest="action", required=True).add_parser(
+        "list", help="each plugin, its distribution and its adapters"
+    )
     p.add_argument("--json", action="store_true")
 
     admin = sub.add_parser("admin", help="operator credentials").add_subparsers(
@@ -193,8 +201,44 @@ def _scim(gw: Gateway, args: argparse.Namespace) -> None:
         )
 
 
+def _check_adapter(gw: Gateway, name: str | None) -> None:
+    """Refuse an adapter name that no loaded plugin provides."""
+    if name is not None and gw.plugins.registry.get(name) is None:
+        loaded = ", ".join(gw.plugins.registry.canonical_names()) or "none"
+        raise CommandError(
+            f"No adapter named {name!r} is loaded on this gateway (loaded: {loaded}). "
+            "Install the plugin that provides it, or unblock it; "
+            "scim-gateway plugins list shows what is loaded."
+        )
+
+
+def _plugins(gw: Gateway, args: argparse.Namespace) -> None:
+    infos = gw.plugins.describe()
+    adapters = gw.plugins.registry.classes()
+    if args.json:
+        _print_json(
+            {
+                "plugins": [info.to_dict() for info in infos],
+                "blocked": gw.plugins.blocked,
+                "adapters": [
+                    {"name": a.name, "aliases": list(a.aliases), "description": a.description}
+                    for a in adapters
+                ],
+            }
+        )
+        return
+    for info in infos:
+        provides = ", ".join(info.adapters) or "no adapter"
+        print(f"{info.name}	{info.distribution} {info.version}".rstrip() + f"	{provides}")
+    for name in gw.plugins.blocked:
+        print(f"{name}	blocked (not loaded)")
+    names = [f"{a.name} ({', '.join(a.aliases)})" if a.aliases else a.name for a in adapters]
+    print(f"adapters: {', '.join(names) or 'none'}")
+
+
 def _keys(gw: Gateway, args: argparse.Namespace) -> None:
     if args.action == "create":
+        _check_adapter(gw, args.adapter)
         key, token = create_key(
             gw.db,
             gw.hasher,
@@ -226,6 +270,7 @@ def _keys(gw: Gateway, args: argparse.Namespace) -> None:
 
 def _teams(gw: Gateway, args: argparse.Namespace) -> None:
     if args.action == "create":
+        _check_adapter(gw, args.default_adapter)
         team = create_team(gw.db, args.slug, args.name, default_adapter=args.default_adapter)
         print(f"Created team {team.slug}. Next: configure its SSO (scim-gateway sso set-saml ...).")
         return
@@ -250,7 +295,7 @@ def _admin(args: argparse.Namespace) -> None:
     print(hashlib.sha256(token.encode()).hexdigest())
 
 
-_HANDLERS = {"teams": _teams, "sso": _sso, "scim": _scim, "keys": _keys}
+_HANDLERS = {"teams": _teams, "sso": _sso, "scim": _scim, "keys": _keys, "plugins": _plugins}
 
 
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -261,11 +306,12 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         gateway = Gateway(settings)
         try:
-            gateway.start()
+            if args.command != "plugins":  # listing plugins needs no database
+                gateway.start()
             _HANDLERS[args.command](gateway, args)
         finally:
             gateway.stop()
-    except (TeamError, SsoError, CommandError) as exc:
+    except (TeamError, SsoError, CommandError, PluginError) as exc:
         print(f"scim-gateway: {exc}", file=sys.stderr)
         return 1
     return 0

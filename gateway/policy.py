@@ -118,12 +118,25 @@ def _string_table(options: Mapping[str, Any], key: str) -> dict[str, str]:
 
 def _roles(options: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    if "roles" in options:
-        out["roles"] = {k.casefold(): v for k, v in _string_table(options, "roles").items()}
+    table = _string_table(options, "roles") if "roles" in options else {}
+    if table:
+        folded: dict[str, str] = {}
+        for group, role in table.items():
+            # Group names match case-insensitively, so two spellings are one group.
+            if folded.setdefault(group.casefold(), role) != role:
+                raise PolicyError(f"roles: {group!r} is listed twice with different roles")
+        out["roles"] = folded
     if "role_order" in options:
         order = options["role_order"]
         if not isinstance(order, list) or not all(isinstance(r, str) for r in order):
             raise PolicyError('role_order must be a list of role names, e.g. ["admin", "viewer"]')
+        # A role missing from the order would silently rank below every listed one.
+        named = [(f"roles: {g!r} maps to", r) for g, r in table.items()]
+        if isinstance(options.get("default_role"), str):
+            named.append(("default_role is", options["default_role"]))
+        for where, role in named:
+            if role not in order:
+                raise PolicyError(f"{where} {role!r}, which role_order does not list")
         out["role_order"] = tuple(order)
     return out
 

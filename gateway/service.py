@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, select
 
 from .routes.common import Ctx
-from .scim.errors import Mutability
+from .scim.errors import InvalidSyntax, Mutability
 from .scim.patch import MemberChange, apply_patch, parse_patch_request, split_member_operations
 from .scim.projection import Projection
 from .scim.resource import canonicalize, check_required
@@ -40,10 +40,23 @@ def check_immutable(rt: ResourceType, before: dict[str, Any], after: dict[str, A
             raise Mutability(f"'{attr.name}' is immutable and cannot be changed.")
 
 
+def _check_schemas(rt: ResourceType, body: Any) -> None:
+    """RFC 7643 §3: ``schemas`` is required and names the resource's core schema."""
+    schemas = body.get("schemas") if isinstance(body, dict) else None
+    if not isinstance(schemas, list) or rt.schema.id.lower() not in {
+        s.lower() for s in schemas if isinstance(s, str)
+    }:
+        raise InvalidSyntax(
+            f"'schemas' must be an array that includes {rt.schema.id!r} (RFC 7643 §3)."
+        )
+
+
 def _inbound_resource(ctx: Ctx, rt: ResourceType, method: str, body: Any) -> dict[str, Any]:
     """Adapter, then schema validation, then attribute mapping."""
     inbound = ctx.inbound(rt, method)
-    resource = canonicalize(rt, ctx.adapter.normalize_resource(body, inbound))
+    body = ctx.adapter.normalize_resource(body, inbound)
+    _check_schemas(rt, body)
+    resource = canonicalize(rt, body)
     check_required(rt, resource)
     return ctx.adapter.map_attributes(resource, inbound)
 
@@ -58,13 +71,20 @@ def _user_events(ctx: Ctx, before: dict[str, Any], after: dict[str, Any]) -> Non
         ctx.event("user.deactivated", USER, user_id, name, {"active": [True, False]})
     elif now and not was:
         ctx.event("user.reactivated", USER, user_id, name, {"active": [False, True]})
-    changed = sorted(
-        key
-        for key in set(before) | set(after)
-        if key not in _NOT_COMPARED and key != "active" and before.get(key) != after.get(key)
-    )
+    changed = _changed_attributes(before, after, ignore={"active"})
     if changed:
         ctx.event("user.updated", USER, user_id, name, {"attributes": changed})
+
+
+def _changed_attributes(
+    before: dict[str, Any], after: dict[str, Any], *, ignore: set[str]
+) -> list[str]:
+    """The names of the top-level attributes whose values differ."""
+    return sorted(
+        key
+        for key in set(before) | set(after)
+        if key not in _NOT_COMPARED and key not in ignore and before.get(key) != after.get(key)
+    )
 
 
 def _roles(conn: Connection, ctx: Ctx, user_pks: list[int]) -> None:
@@ -80,17 +100,31 @@ def _deprovision(conn: Connection, ctx: Ctx, saved: dict[str, Any], before_activ
         _delete_user(conn, ctx, saved["id"], None)
 
 
+def _restored_events(ctx: Ctx, was: str, before: dict[str, Any], after: dict[str, Any]) -> None:
+    """A re-provisioning POST: the user is back, unless the POST itself says
+    ``active: false``, and the POST's attributes replaced the old ones."""
+    user_id, name = after["id"], after.get("userName")
+    back = after.get("active") is not False
+    if back:
+        changes = {"restored_from": was, "active": [False, True]}
+        ctx.event("user.reactivated", USER, user_id, name, changes)
+    changed = _changed_attributes(before, after, ignore={"active"})
+    if changed or (not back and was == "deleted"):
+        restored = {} if back else {"restored_from": was}
+        ctx.event("user.updated", USER, user_id, name, {"attributes": changed, **restored})
+
+
 def _create_user(conn: Connection, ctx: Ctx, body: Any) -> dict[str, Any]:
     resource = _inbound_resource(ctx, USER, "POST", body)
     dormant = (
         user_repo.find_dormant(conn, ctx.team_pk, resource) if ctx.policy.reprovision else None
     )
     if dormant is not None:
+        before = user_repo.render_users(conn, [dormant], base_url=ctx.base_url, projection=None)
         saved = user_repo.save_user(
             conn, ctx.team_pk, dormant, resource, base_url=ctx.base_url, restore=True
         )
-        changes = {"restored_from": dormant.state, "active": [False, saved.get("active", True)]}
-        ctx.event("user.reactivated", USER, saved["id"], saved.get("userName"), changes)
+        _restored_events(ctx, dormant.state, before[0], saved)
         _roles(conn, ctx, [dormant.pk])
         return saved
     role = ctx.policy.role_for([]) if ctx.policy.uses_roles else None
@@ -142,11 +176,13 @@ def _patch_user(
 
 def _delete_user(conn: Connection, ctx: Ctx, user_id: str, if_match: set[str] | None) -> None:
     tombstone = ctx.policy.delete_mode == "tombstone"
-    row = user_repo.delete_user(conn, ctx.team_pk, user_id, if_match=if_match, tombstone=tombstone)
-    ctx.event("user.deleted", USER, row.id, row.user_name, {"tombstone": tombstone})
     if tombstone:
+        # Before this delete's own tombstone exists: with tombstone_days = 0 it must
+        # survive until the next DELETE, whatever the clock says.
         older_than = utcnow() - timedelta(days=ctx.policy.tombstone_days)
         user_repo.purge_tombstones(conn, ctx.team_pk, older_than=older_than)
+    row = user_repo.delete_user(conn, ctx.team_pk, user_id, if_match=if_match, tombstone=tombstone)
+    ctx.event("user.deleted", USER, row.id, row.user_name, {"tombstone": tombstone})
 
 
 # --- groups --------------------------------------------------------------------------
@@ -193,10 +229,12 @@ def _group_saved(
         ctx.event("group.renamed", GROUP, row.id, new_name, {"displayName": [old_name, new_name]})
         if ctx.policy.roles:
             _roles(conn, ctx, _member_user_pks(conn, row.pk))
-    elif {k: v for k, v in current.items() if k != "schemas"} != {
-        k: v for k, v in new.items() if k not in ("schemas", "members")
-    }:
-        ctx.event("group.updated", GROUP, row.id, new_name, {})
+    else:
+        # ``new`` may come from a PUT body, which has no ``id`` and carries ``members``
+        # (handled as membership events): compare the group's own attributes only.
+        changed = _changed_attributes(current, new, ignore={"members"})
+        if changed:
+            ctx.event("group.updated", GROUP, row.id, new_name, {"attributes": changed})
 
 
 def _member_user_pks(conn: Connection, group_pk: int) -> list[int]:

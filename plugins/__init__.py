@@ -12,6 +12,8 @@ Write an adapter by subclassing :class:`Adapter` and registering it::
         registry.add(JumpCloudAdapter)
 
 and declare the module in your distribution's ``scim_gateway`` entry points.
+Test it with the kit in :mod:`plugins.testing` (``assert_conforms("jumpcloud")``);
+docs/writing-an-adapter.md walks through every step.
 """
 
 from .adapter import COMMON_FIELDS, Adapter

@@ -307,7 +307,12 @@ def test_methods_are_case_insensitive(client: TestClient) -> None:
     user = new_user(client, "kim")
     ops = results(
         client,
-        {"method": "post", "path": "/Users", "bulkId": "a", "data": {"userName": "lee"}},
+        {
+            "method": "post",
+            "path": "/Users",
+            "bulkId": "a",
+            "data": {"schemas": [USER_SCHEMA], "userName": "lee"},
+        },
         {"method": "Delete", "path": f"/Users/{user['id']}"},
     )
     assert [op["method"] for op in ops] == ["POST", "DELETE"]
@@ -459,11 +464,23 @@ def test_malformed_operations_fail_one_by_one(client: TestClient) -> None:
 def test_invalid_resource_data_is_that_operations_error(client: TestClient) -> None:
     ops = results(
         client,
-        {"method": "POST", "path": "/Users", "bulkId": "a", "data": {"displayName": "nameless"}},
-        {"method": "POST", "path": "/Users", "bulkId": "b", "data": {"userName": 42}},
+        {
+            "method": "POST",
+            "path": "/Users",
+            "bulkId": "a",
+            "data": {"schemas": [USER_SCHEMA], "displayName": "nameless"},
+        },
+        {
+            "method": "POST",
+            "path": "/Users",
+            "bulkId": "b",
+            "data": {"schemas": [USER_SCHEMA], "userName": 42},
+        },
+        {"method": "POST", "path": "/Users", "bulkId": "c", "data": {"userName": "noschemas"}},
     )
     assert_error(ops[0], 400, "invalidValue")
     assert_error(ops[1], 400, "invalidValue")
+    assert_error(ops[2], 400, "invalidSyntax")
 
 
 # --- the request itself -------------------------------------------------------------------

@@ -172,27 +172,25 @@ def state_of(active: bool | None) -> str:
 
 def find_dormant(conn: Connection, team_pk: int, resource: dict[str, Any]) -> Row[Any] | None:
     """An inactive or deleted user this new resource re-provisions: same externalId,
-    else same userName."""
+    else same userName.
+
+    A userName match never restores a user whose externalId says it is another
+    identity: a recycled userName (a new hire given a former employee's address) must
+    not inherit the old account, its id, memberships and role."""
     columns, _ = user_to_rows(resource)
-    dormant = users.c.state.in_(("inactive", "deleted"))
+    dormant = [users.c.team_pk == team_pk, users.c.state.in_(("inactive", "deleted"))]
+    by_name = [*dormant, users.c.user_name_ci == columns["user_name_ci"]]
     if columns["external_id"] is not None:
         row = conn.execute(
             select(users)
-            .where(
-                users.c.team_pk == team_pk,
-                users.c.external_id == columns["external_id"],
-                dormant,
-            )
+            .where(*dormant, users.c.external_id == columns["external_id"])
             .order_by(users.c.pk.desc())
             .limit(1)
         ).first()
         if row is not None:
             return row
-    return conn.execute(
-        select(users).where(
-            users.c.team_pk == team_pk, users.c.user_name_ci == columns["user_name_ci"], dormant
-        )
-    ).first()
+        by_name.append(users.c.external_id.is_(None))
+    return conn.execute(select(users).where(*by_name)).first()
 
 
 def create_user(

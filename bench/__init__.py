@@ -1,0 +1,1 @@
+"""Load benchmark for the gateway: ``python -m bench --help`` (see bench/README.md)."""
