@@ -74,7 +74,12 @@ class Gateway:
             )
         self.hasher = load_hasher(self.db, secret)
         self.keys = KeyAuthenticator(self.db, self.hasher)
-        apply_config_teams(self.db, self.settings)
+        loaded = {
+            name.lower()
+            for cls in self.plugins.registry.classes()
+            for name in (cls.name, *cls.aliases)
+        }
+        apply_config_teams(self.db, self.settings, adapters=loaded)
 
     def adapter_for(self, principal: Principal) -> Adapter:
         """The adapter bound to the caller's key (or its team's default)."""

@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from plugins import PluginError
+
 from .commands import add_commands, run_command
 from .config import ConfigError, Settings, load_settings
 
@@ -148,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"scim-gateway: configuration error: {exc}", file=sys.stderr)
         return 2
-    except DatabaseUnavailable as exc:
+    except (DatabaseUnavailable, PluginError) as exc:
         print(f"scim-gateway: {exc}", file=sys.stderr)
         return 1
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -112,10 +113,19 @@ def _apply(db: Database, team: TeamSettings, settings: Settings, digest: str) ->
     )
 
 
-def apply_config_teams(db: Database, settings: Settings) -> list[str]:
-    """Apply changed team sections; returns the slugs that were applied."""
+def apply_config_teams(
+    db: Database, settings: Settings, *, adapters: Collection[str] | None = None
+) -> list[str]:
+    """Apply changed team sections; returns the slugs that were applied. With
+    ``adapters`` (the loaded adapter names), a team's default_adapter must be one."""
     applied = []
     for team in settings.teams:
+        name = team.default_adapter
+        if adapters is not None and name is not None and name.lower() not in adapters:
+            raise ConfigError(
+                f"{settings.source}: teams.{team.slug}.default_adapter: unknown adapter "
+                f"{name!r}; loaded adapters: {', '.join(sorted(adapters))}."
+            )
         digest = fingerprint(team)
         current = db.call(
             lambda conn, slug=team.slug: conn.execute(

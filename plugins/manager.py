@@ -35,6 +35,22 @@ def _distribution_of(module: str) -> str:
     return names[0] if names else f"module {module}"
 
 
+def _check_entry_point_names(blocked: set[str]) -> None:
+    """Two distributions declaring one plugin name: pluggy would load one silently."""
+    seen: dict[str, str] = {}
+    for ep in metadata.entry_points(group=hookspecs.PROJECT_NAME):
+        if ep.name in blocked:
+            continue
+        dist = ep.dist.name if ep.dist is not None else ep.value
+        other = seen.get(ep.name)
+        if other is not None and other != dist:
+            raise PluginError(
+                f"Two distributions declare the plugin {ep.name!r}: {other} and {dist}. "
+                "Uninstall one, or block the name with [plugins] block = [...]."
+            )
+        seen[ep.name] = dist
+
+
 class AdapterRegistry:
     """Adapter classes by name and alias; a name can be claimed only once."""
 
@@ -97,20 +113,26 @@ class GatewayPlugins:
         self.pm.add_hookspecs(hookspecs)
         for name in self.blocked:
             self.pm.set_blocked(name)
-        if entry_points:
-            self.pm.load_setuptools_entrypoints(hookspecs.PROJECT_NAME)
-        for plugin in extra:
-            self.pm.register(plugin)
+        known = ", ".join(sorted(n for n in vars(hookspecs) if n.startswith("scim_gateway_")))
         try:
+            if entry_points:
+                _check_entry_point_names(set(self.blocked))
+                self.pm.load_setuptools_entrypoints(hookspecs.PROJECT_NAME)
+            for plugin in extra:
+                self.pm.register(plugin)
             self.pm.check_pending()
         except pluggy.PluginValidationError as exc:
             raise PluginError(
-                f"Plugin {exc.plugin!r} implements a hook that does not exist "
-                f"(misspelt?): {exc}. Known hooks: "
-                f"{', '.join(sorted(n for n in dir(self.pm.hook) if n.startswith('scim_')))}."
+                f"Plugin {exc.plugin!r} does not match the hook specifications "
+                f"(a misspelt hook or argument?): {exc}. Known hooks: {known}."
             ) from exc
         self.registry = AdapterRegistry()
-        self.pm.hook.scim_gateway_register_adapters(registry=self.registry)
+        try:
+            self.pm.hook.scim_gateway_register_adapters(registry=self.registry)
+        except PluginError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"A plugin failed while registering adapters: {exc!r}.") from exc
         self._instances: dict[str, Adapter] = {}
 
     def adapter(self, name: str) -> Adapter | None:
@@ -125,12 +147,19 @@ class GatewayPlugins:
         return instance
 
     def emit(self, events: Iterable[ProvisioningEvent]) -> None:
-        """Deliver committed events to observers; an observer's failure is logged."""
+        """Deliver committed events to every observer, one by one: an observer's
+        failure is logged and does not keep the event from the others."""
+        observers = self.pm.hook.scim_gateway_provisioning_event.get_hookimpls()
         for event in events:
-            try:
-                self.pm.hook.scim_gateway_provisioning_event(event=event)
-            except Exception:
-                log.exception("a provisioning-event observer failed on %s", event.kind)
+            for impl in observers:
+                try:
+                    impl.function(event=event)
+                except Exception:
+                    log.exception(
+                        "provisioning-event observer failed on %s (plugin %s)",
+                        event.kind,
+                        impl.plugin_name,
+                    )
 
     def describe(self) -> list[PluginInfo]:
         """What is loaded, and from which distribution."""
@@ -144,7 +173,9 @@ class GatewayPlugins:
             distribution, version = dist_of.get(id(plugin), ("(registered directly)", ""))
             module = getattr(plugin, "__name__", "")
             adapters = tuple(
-                cls.name for cls in self.registry.classes() if cls.__module__ == module
+                cls.name
+                for cls in self.registry.classes()
+                if module and (cls.__module__ == module or cls.__module__.startswith(module + "."))
             )
             infos[name] = PluginInfo(name, distribution, version, adapters)
         return [infos[k] for k in sorted(infos)]

@@ -33,7 +33,8 @@ The contract: the adapter is registered under its name and aliases; its hooks ar
 pure (deterministic, and they never mutate their input); standard RFC 7644
 requests still work through it over HTTP (create, read, filter, replace,
 deactivate and delete a User; create a Group, add and remove members, read it
-without members); and ``render`` keeps ``id``, ``meta`` and ``schemas``.
+without members), and malformed ones still get the core's 400, not a crash; and
+``render`` keeps ``id``, ``meta`` and ``schemas``.
 
 Unlike the rest of :mod:`plugins`, this module drives the gateway and so imports
 it; nothing else in :mod:`plugins` may.
@@ -504,6 +505,7 @@ _OPTIONS: Mapping[str, Any] = {
 def _call_twice(label: str, hook: Callable[..., Any], *args: Any) -> Any:
     """Call ``hook(*args)`` twice: the calls must agree, leave ``args`` as they were,
     and the second must not change what the first returned."""
+    args = copy.deepcopy(args)  # the shared samples never reach the hook itself
     before = copy.deepcopy(args)
     outcomes: list[tuple[str, Any]] = []
     snapshot: Any = None

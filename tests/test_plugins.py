@@ -447,7 +447,7 @@ def test_a_misspelt_hook_implementation_stops_startup(
     fake_distribution(tmp_path, "scim-gateway-misspelt", "misspelt", MISSPELT)
     with pytest.raises(PluginError, match="scim_gateway_provisioning_events") as exc:
         create_app(settings)
-    assert "does not exist (misspelt?)" in str(exc.value)
+    assert "a misspelt hook or argument?" in str(exc.value)
 
 
 def test_two_adapters_claiming_one_name_stop_startup(

@@ -364,8 +364,16 @@ async def _list_teams(request: Request, gateway: Gateway) -> Response:
     return _json({"teams": [t.to_dict() for t in teams]})
 
 
+def _check_adapter(gateway: Gateway, name: str | None) -> None:
+    """An adapter name must be one this gateway has loaded."""
+    if name is not None and gateway.plugins.registry.get(name) is None:
+        loaded = ", ".join(gateway.plugins.registry.canonical_names())
+        raise AdminError(422, f"Unknown adapter {name!r}; this gateway has loaded: {loaded}.")
+
+
 async def _create_team(request: Request, gateway: Gateway) -> Response:
     body = validate_body(await _read_json(request, gateway), "TeamCreate")
+    _check_adapter(gateway, body.get("default_adapter"))
     slug: str = body["slug"]
     team = await _run(
         lambda: create_team(
@@ -474,6 +482,7 @@ async def _list_keys(request: Request, gateway: Gateway) -> Response:
 async def _create_key(request: Request, gateway: Gateway) -> Response:
     slug = _slug(request)
     body = validate_body(await _read_json(request, gateway), "KeyCreate")
+    _check_adapter(gateway, body.get("adapter"))
     key, token = await _run(
         lambda: create_key(
             gateway.db,
