@@ -9,13 +9,14 @@ import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from sqlalchemy import Connection
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
-from plugins import Adapter, GatewayPlugins
+from plugins import Adapter, GatewayPlugins, ProvisioningEvent
 
 from .auth import KeyAuthenticator, Principal, bearer_token, load_hasher
 from .config import Settings
@@ -63,6 +64,7 @@ class Gateway:
         blocked += os.environ.get("SCIM_GATEWAY_BLOCK_PLUGINS", "").split(",")
         self.plugins = GatewayPlugins(blocked=blocked)
         self._policies: dict[str, TeamPolicy] = {}
+        self._recorders: list[Callable[[Connection, list[ProvisioningEvent]], None]] = []
 
     def start(self) -> None:
         prepare_database(self.db)
@@ -80,6 +82,16 @@ class Gateway:
             for name in (cls.name, *cls.aliases)
         }
         apply_config_teams(self.db, self.settings, adapters=loaded)
+
+    def add_recorder(self, recorder: Callable[[Connection, list[ProvisioningEvent]], None]) -> None:
+        """Register a function that stores a write's events inside its transaction."""
+        self._recorders.append(recorder)
+
+    def record(self, conn: Connection, events: list[ProvisioningEvent]) -> None:
+        """Hand a write's events to every recorder, in the write's own transaction."""
+        if events:
+            for recorder in self._recorders:
+                recorder(conn, events)
 
     def adapter_for(self, principal: Principal) -> Adapter:
         """The adapter bound to the caller's key (or its team's default)."""

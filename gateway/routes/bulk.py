@@ -432,8 +432,7 @@ class _BulkRun:
 
     async def _post(self, rt: ResourceType, data: Any) -> _Outcome:
         ctx = self.ctx.fresh()
-        created = await ctx.db.run(lambda conn: service.create(conn, ctx, rt, data), write=True)
-        ctx.emit()
+        created = await ctx.write(lambda conn: service.create(conn, ctx, rt, data))
         return _Outcome(201, ctx.render(rt, created))
 
     async def _put(
@@ -444,8 +443,7 @@ class _BulkRun:
         def tx(conn: Connection) -> dict[str, Any]:
             return service.replace(conn, ctx, rt, resource_id, data, if_match)
 
-        saved = await ctx.db.run(tx, write=True)
-        ctx.emit()
+        saved = await ctx.write(tx)
         return _Outcome(200, ctx.render(rt, saved))
 
     async def _patch(
@@ -459,8 +457,7 @@ class _BulkRun:
             projection = slim if rt is GROUP else None
             return service.patch(conn, ctx, rt, resource_id, data, if_match, projection)
 
-        saved = await ctx.db.run(tx, write=True)
-        ctx.emit()
+        saved = await ctx.write(tx)
         return _Outcome(200, saved)
 
     async def _delete(
@@ -471,8 +468,7 @@ class _BulkRun:
         def tx(conn: Connection) -> None:
             service.delete(conn, ctx, rt, resource_id, if_match)
 
-        await ctx.db.run(tx, write=True)
-        ctx.emit()
+        await ctx.write(tx)
         return _Outcome(204)
 
 

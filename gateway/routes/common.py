@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from sqlalchemy import Connection
 from starlette.requests import Request
 
 from plugins import Adapter, Inbound, Outbound, ProvisioningEvent
@@ -23,6 +25,8 @@ from ..store.db import Database
 
 if TYPE_CHECKING:
     from ..app import Gateway
+
+T = TypeVar("T")
 
 __all__ = ["Ctx", "body", "context", "list_query", "list_response", "parse_sort_by"]
 
@@ -93,6 +97,29 @@ class Ctx:
                 request_id=self.request_id,
             )
         )
+
+    async def write(self, fn: Callable[[Connection], T]) -> T:
+        """Run one provisioning write in one transaction.
+
+        The events it records are handed, inside that same transaction, to the
+        gateway's recorders (the audit log and the outbox: no change without its
+        record, no record without its change), then delivered to observers once the
+        transaction has committed. A write that fails records and delivers nothing.
+        """
+
+        def tx(conn: Connection) -> T:
+            self.events.clear()
+            result = fn(conn)
+            self.gateway.record(conn, self.events)
+            return result
+
+        try:
+            result = await self.db.run(tx, write=True)
+        except BaseException:
+            self.events.clear()
+            raise
+        self.emit()
+        return result
 
     def emit(self) -> None:
         """Deliver this transaction's events; call only after it committed."""

@@ -50,8 +50,7 @@ async def _search(ctx: Ctx, params: dict[str, Any]) -> Response:
 async def create_group(request: Request) -> Response:
     ctx = await context(request)
     data = await body(request, ctx)
-    created = await ctx.db.run(lambda conn: service.create(conn, ctx, GROUP, data), write=True)
-    ctx.emit()
+    created = await ctx.write(lambda conn: service.create(conn, ctx, GROUP, data))
     return resource_response(
         ctx.render(GROUP, created), status=201, created=True, projection=_projection(request)
     )
@@ -83,10 +82,9 @@ async def replace_group(request: Request) -> Response:
     data = await body(request, ctx)
     group_id = request.path_params["id"]
     if_match = parse_if_match(request)
-    saved = await ctx.db.run(
-        lambda conn: service.replace(conn, ctx, GROUP, group_id, data, if_match), write=True
+    saved = await ctx.write(
+        lambda conn: service.replace(conn, ctx, GROUP, group_id, data, if_match)
     )
-    ctx.emit()
     return resource_response(ctx.render(GROUP, saved), projection=_projection(request))
 
 
@@ -115,11 +113,9 @@ async def patch_group(request: Request) -> Response:
     projection = _projection(request) if wants_body else None
     group_id = request.path_params["id"]
     if_match = parse_if_match(request)
-    saved, version = await ctx.db.run(
-        lambda conn: patch_with_version(conn, ctx, group_id, data, if_match, projection),
-        write=True,
+    saved, version = await ctx.write(
+        lambda conn: patch_with_version(conn, ctx, group_id, data, if_match, projection)
     )
-    ctx.emit()
     if saved is None:
         return Response(status_code=204, headers={"ETag": version})
     response = resource_response(ctx.render(GROUP, saved))
@@ -131,8 +127,7 @@ async def delete_group(request: Request) -> Response:
     ctx = await context(request)
     group_id = request.path_params["id"]
     if_match = parse_if_match(request)
-    await ctx.db.run(lambda conn: service.delete(conn, ctx, GROUP, group_id, if_match), write=True)
-    ctx.emit()
+    await ctx.write(lambda conn: service.delete(conn, ctx, GROUP, group_id, if_match))
     return Response(status_code=204)
 
 

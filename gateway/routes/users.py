@@ -91,8 +91,7 @@ async def _search(ctx: Ctx, params: dict[str, Any]) -> Response:
 async def create_user(request: Request) -> Response:
     ctx = await context(request)
     data = await body(request, ctx)
-    created = await ctx.db.run(lambda conn: service.create(conn, ctx, USER, data), write=True)
-    ctx.emit()
+    created = await ctx.write(lambda conn: service.create(conn, ctx, USER, data))
     return resource_response(
         ctx.render(USER, created),
         status=201,
@@ -126,10 +125,7 @@ async def replace_user(request: Request) -> Response:
     data = await body(request, ctx)
     user_id = request.path_params["id"]
     if_match = parse_if_match(request)
-    saved = await ctx.db.run(
-        lambda conn: service.replace(conn, ctx, USER, user_id, data, if_match), write=True
-    )
-    ctx.emit()
+    saved = await ctx.write(lambda conn: service.replace(conn, ctx, USER, user_id, data, if_match))
     return resource_response(ctx.render(USER, saved), projection=projection_of(request, USER))
 
 
@@ -138,10 +134,7 @@ async def patch_user(request: Request) -> Response:
     data = await body(request, ctx)
     user_id = request.path_params["id"]
     if_match = parse_if_match(request)
-    saved = await ctx.db.run(
-        lambda conn: service.patch(conn, ctx, USER, user_id, data, if_match), write=True
-    )
-    ctx.emit()
+    saved = await ctx.write(lambda conn: service.patch(conn, ctx, USER, user_id, data, if_match))
     assert saved is not None
     return resource_response(ctx.render(USER, saved), projection=projection_of(request, USER))
 
@@ -150,8 +143,7 @@ async def delete_user(request: Request) -> Response:
     ctx = await context(request)
     user_id = request.path_params["id"]
     if_match = parse_if_match(request)
-    await ctx.db.run(lambda conn: service.delete(conn, ctx, USER, user_id, if_match), write=True)
-    ctx.emit()
+    await ctx.write(lambda conn: service.delete(conn, ctx, USER, user_id, if_match))
     return Response(status_code=204)
 
 
