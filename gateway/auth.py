@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from starlette.requests import Request
 
 from .keys import DUMMY_KEY_ID, KeyHasher, parse_key
@@ -85,6 +85,15 @@ _KEY_COLUMNS = (
 )
 
 
+# Built once: a statement built per request costs more than the query itself.
+_LOOKUP = (
+    select(*_KEY_COLUMNS)
+    .join(teams, teams.c.pk == keys.c.team_pk)
+    .where(keys.c.key_id == bindparam("key_id"))
+)
+_TOUCH = update(keys).where(keys.c.pk == bindparam("key_pk")).values(last_used_at=bindparam("now"))
+
+
 class KeyAuthenticator:
     def __init__(self, db: Database, hasher: KeyHasher) -> None:
         self.db = db
@@ -92,12 +101,7 @@ class KeyAuthenticator:
         self._dummy_hash = hasher.hash("scimgw_" + secrets.token_urlsafe(32))
 
     def _lookup(self, conn: Connection, key_id: str) -> Any:
-        stmt = (
-            select(*_KEY_COLUMNS)
-            .join(teams, teams.c.pk == keys.c.team_pk)
-            .where(keys.c.key_id == key_id)
-        )
-        return conn.execute(stmt).first()
+        return conn.execute(_LOOKUP, {"key_id": key_id}).first()
 
     def verify(self, token: str | None) -> Principal:
         """The principal for ``token``; 401 for any bad key, 403 while SCIM is off."""
@@ -134,8 +138,6 @@ class KeyAuthenticator:
         if last is not None and now - last < LAST_USED_EVERY:
             return
         self.db.call(
-            lambda conn: conn.execute(
-                update(keys).where(keys.c.pk == row.pk).values(last_used_at=now)
-            ),
+            lambda conn: conn.execute(_TOUCH, {"key_pk": row.pk, "now": now}),
             write=True,
         )

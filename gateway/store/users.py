@@ -13,10 +13,11 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..scim.errors import NotFound, PreconditionFailed, Uniqueness
+from ..scim.filter import Compare
 from ..scim.projection import Projection
 from ..scim.schemas import USER
 from .common import ListQuery, Page, etag, meta, utcnow
@@ -57,11 +58,52 @@ LIVE = users.c.state != "deleted"
 """Tombstoned users are invisible to SCIM."""
 
 
+# The hot statements are built once, with bind parameters: building a statement on
+# every request costs several times what SQLite takes to run it.
+_FIND = select(users).where(
+    users.c.team_pk == bindparam("team_pk"), users.c.id == bindparam("user_id"), LIVE
+)
+_FIND_FOR_UPDATE = _FIND.with_for_update()
+_VALUES_OF = (
+    select(values.c.user_pk, *_VALUE_FIELDS)
+    .where(values.c.user_pk.in_(bindparam("pks", expanding=True)))
+    .order_by(values.c.pk)
+)
+_GROUPS_OF = (
+    select(memberships.c.user_pk, groups.c.id, groups.c.display_name)
+    .join(groups, groups.c.pk == memberships.c.group_pk)
+    .where(memberships.c.user_pk.in_(bindparam("pks", expanding=True)))
+    .order_by(groups.c.pk)
+)
+_CONFLICT = (
+    select(users.c.pk, users.c.state)
+    .where(
+        users.c.team_pk == bindparam("team_pk"),
+        users.c.user_name_ci == bindparam("user_name_ci"),
+        users.c.pk != bindparam("except_pk"),
+    )
+    .limit(1)
+)
+_INSERT_USER = insert(users).returning(users.c.pk)
+_INSERT_VALUES = insert(values)
+_DELETE_VALUES = delete(values).where(values.c.user_pk == bindparam("b_user_pk"))
+_UPDATE_USER = (
+    update(users).where(users.c.pk == bindparam("b_pk")).values(version=users.c.version + 1)
+)
+_BY_USER_NAME = (
+    select(users)
+    .where(
+        users.c.team_pk == bindparam("team_pk"),
+        users.c.user_name_ci == bindparam("user_name_ci"),
+        LIVE,
+    )
+    .limit(1)
+)
+
+
 def _find_row(conn: Connection, team_pk: int, user_id: str, *, lock: bool = False) -> Row[Any]:
-    stmt = select(users).where(users.c.team_pk == team_pk, users.c.id == user_id, LIVE)
-    if lock and conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    row = conn.execute(stmt).first()
+    stmt = _FIND_FOR_UPDATE if lock and conn.dialect.name == "postgresql" else _FIND
+    row = conn.execute(stmt, {"team_pk": team_pk, "user_id": user_id}).first()
     if row is None:
         raise NotFound(f"User {user_id} not found.")
     return row
@@ -71,12 +113,7 @@ def _load_values(conn: Connection, user_pks: Sequence[int]) -> dict[int, list[An
     out: dict[int, list[Any]] = defaultdict(list)
     if not user_pks:
         return out
-    stmt = (
-        select(values.c.user_pk, *_VALUE_FIELDS)
-        .where(values.c.user_pk.in_(user_pks))
-        .order_by(values.c.pk)
-    )
-    for row in conn.execute(stmt):
+    for row in conn.execute(_VALUES_OF, {"pks": list(user_pks)}):
         out[row.user_pk].append(row._mapping)
     return out
 
@@ -85,13 +122,7 @@ def _load_groups(conn: Connection, user_pks: Sequence[int], base_url: str) -> di
     out: dict[int, list[Any]] = defaultdict(list)
     if not user_pks:
         return out
-    stmt = (
-        select(memberships.c.user_pk, groups.c.id, groups.c.display_name)
-        .join(groups, groups.c.pk == memberships.c.group_pk)
-        .where(memberships.c.user_pk.in_(user_pks))
-        .order_by(groups.c.pk)
-    )
-    for row in conn.execute(stmt):
+    for row in conn.execute(_GROUPS_OF, {"pks": list(user_pks)}):
         out[row.user_pk].append(
             {
                 "value": row.id,
@@ -136,17 +167,13 @@ def _insert_values(
 ) -> None:
     batch = [{**row, "user_pk": user_pk, "team_pk": team_pk} for row in rows]
     if batch:
-        conn.execute(insert(values), batch)
+        conn.execute(_INSERT_VALUES, batch)
 
 
 def _conflict(conn: Connection, team_pk: int, user_name_ci: str, except_pk: int | None) -> Any:
     """The user (pk, state) already holding this userName in the team, if any."""
-    stmt = select(users.c.pk, users.c.state).where(
-        users.c.team_pk == team_pk, users.c.user_name_ci == user_name_ci
-    )
-    if except_pk is not None:
-        stmt = stmt.where(users.c.pk != except_pk)
-    return conn.execute(stmt.limit(1)).first()
+    params = {"team_pk": team_pk, "user_name_ci": user_name_ci, "except_pk": except_pk or -1}
+    return conn.execute(_CONFLICT, params).first()
 
 
 def _claim_user_name(
@@ -210,26 +237,24 @@ def create_user(
         columns["active"] = True
     _claim_user_name(conn, team_pk, columns, None)
     now = utcnow()
-    user_id = str(uuid.uuid4())
+    fresh = {
+        **columns,
+        "id": str(uuid.uuid4()),
+        "team_pk": team_pk,
+        "state": state_of(columns["active"]),
+        "role": role,
+        "deleted_at": None,
+        "created": now,
+        "last_modified": now,
+        "version": 1,
+    }
     try:
-        user_pk = conn.execute(
-            insert(users).returning(users.c.pk),
-            {
-                **columns,
-                "id": user_id,
-                "team_pk": team_pk,
-                "state": state_of(columns["active"]),
-                "role": role,
-                "created": now,
-                "last_modified": now,
-                "version": 1,
-            },
-        ).scalar_one()
+        fresh["pk"] = conn.execute(_INSERT_USER, fresh).scalar_one()
     except IntegrityError as exc:
         raise _uniqueness(columns["user_name"]) from exc
-    _insert_values(conn, team_pk, user_pk, value_rows)
-    row = _find_row(conn, team_pk, user_id)
-    return render_users(conn, [row], base_url=base_url, projection=None)[0]
+    _insert_values(conn, team_pk, fresh["pk"], value_rows)
+    # A new user belongs to no group yet: rendered from what was written.
+    return _render_written(conn, fresh, value_rows, base_url=base_url, groups_of=None)
 
 
 def get_user(
@@ -276,18 +301,46 @@ def save_user(
     extra: dict[str, Any] = {"state": state_of(columns["active"])}
     if restore:
         extra["deleted_at"] = None
+    now = utcnow()
     try:
-        conn.execute(
-            update(users)
-            .where(users.c.pk == row.pk)
-            .values(**columns, **extra, last_modified=utcnow(), version=users.c.version + 1)
-        )
+        conn.execute(_UPDATE_USER, {**columns, **extra, "last_modified": now, "b_pk": row.pk})
     except IntegrityError as exc:
         raise _uniqueness(columns["user_name"]) from exc
-    conn.execute(delete(values).where(values.c.user_pk == row.pk))
+    conn.execute(_DELETE_VALUES, {"b_user_pk": row.pk})
     _insert_values(conn, team_pk, row.pk, value_rows)
-    fresh = _find_row(conn, team_pk, row.id)
-    return render_users(conn, [fresh], base_url=base_url, projection=None)[0]
+    # Rendered from what was just written: the same row, one version on, the same groups.
+    fresh = {**row._mapping, **columns, **extra, "last_modified": now, "version": row.version + 1}
+    return _render_written(conn, fresh, value_rows, base_url=base_url, groups_of=row.pk)
+
+
+class _Written(dict[str, Any]):
+    """A row just written, readable like a result row (``row.pk``, ``row["pk"]``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def _render_written(
+    conn: Connection,
+    fresh: dict[str, Any],
+    value_rows: list[dict[str, Any]],
+    *,
+    base_url: str,
+    groups_of: int | None,
+) -> dict[str, Any]:
+    """The SCIM resource of a user just written, without reading it back."""
+    row = _Written(fresh)
+    doc = user_from_rows(row, value_rows, base_url=base_url)
+    resource: dict[str, Any] = {"schemas": doc.pop("schemas"), "id": row.id, **doc}
+    if groups_of is not None:
+        member_of = _load_groups(conn, [groups_of], base_url).get(groups_of)
+        if member_of:
+            resource["groups"] = member_of
+    resource["meta"] = meta("User", row, f"{base_url}/Users/{row.id}")
+    return resource
 
 
 def _leave_groups(conn: Connection, user_pks: Sequence[int]) -> None:
@@ -364,9 +417,33 @@ def set_state(conn: Connection, user_pks: Sequence[int], *, active: bool) -> Non
         )
 
 
+def _user_name_lookup(query: ListQuery) -> str | None:
+    """The folded value of a plain ``userName eq "..."`` filter: the lookup every IdP
+    makes before it creates a user, answered by one prebuilt indexed query."""
+    node = query.filter
+    if (
+        isinstance(node, Compare)
+        and node.op == "eq"
+        and isinstance(node.value, str)
+        and node.path.sub is None
+        and node.path.attr.lower() == "username"
+        and (node.path.urn is None or node.path.urn.lower() == USER.schema.id.lower())
+        and query.sort_by is None
+    ):
+        return node.value.casefold()
+    return None
+
+
 def list_users(
     conn: Connection, team_pk: int, query: ListQuery, *, base_url: str, projection: Projection
 ) -> Page:
+    folded = _user_name_lookup(query)
+    if folded is not None:
+        found = conn.execute(_BY_USER_NAME, {"team_pk": team_pk, "user_name_ci": folded}).first()
+        shown = [found] if found is not None and query.start_index == 1 and query.count else []
+        resources = render_users(conn, shown, base_url=base_url, projection=projection)
+        total = 0 if found is None else 1
+        return Page(total=total, resources=resources, start_index=query.start_index)
     where = [users.c.team_pk == team_pk, LIVE, compile_filter(USER, query.filter)]
     # Resolved first: a bad sortBy is an error whether or not there is a page to sort.
     key = sort_expression(USER, query.sort_by) if query.sort_by is not None else None
