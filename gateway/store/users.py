@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..scim.errors import NotFound, PreconditionFailed, Uniqueness
@@ -84,6 +84,19 @@ _CONFLICT = (
     )
     .limit(1)
 )
+_DORMANT = (
+    select(users.c.pk, users.c.external_id, users.c.user_name_ci)
+    .where(
+        users.c.team_pk == bindparam("team_pk"),
+        users.c.state.in_(("inactive", "deleted")),
+        or_(
+            users.c.external_id == bindparam("external_id"),
+            users.c.user_name_ci == bindparam("user_name_ci"),
+        ),
+    )
+    .order_by(users.c.pk.desc())
+)
+_BY_PK = select(users).where(users.c.pk == bindparam("pk"))
 _INSERT_USER = insert(users).returning(users.c.pk)
 _INSERT_VALUES = insert(values)
 _DELETE_VALUES = delete(values).where(values.c.user_pk == bindparam("b_user_pk"))
@@ -205,19 +218,24 @@ def find_dormant(conn: Connection, team_pk: int, resource: dict[str, Any]) -> Ro
     identity: a recycled userName (a new hire given a former employee's address) must
     not inherit the old account, its id, memberships and role."""
     columns, _ = user_to_rows(resource)
-    dormant = [users.c.team_pk == team_pk, users.c.state.in_(("inactive", "deleted"))]
-    by_name = [*dormant, users.c.user_name_ci == columns["user_name_ci"]]
-    if columns["external_id"] is not None:
-        row = conn.execute(
-            select(users)
-            .where(*dormant, users.c.external_id == columns["external_id"])
-            .order_by(users.c.pk.desc())
-            .limit(1)
-        ).first()
-        if row is not None:
-            return row
-        by_name.append(users.c.external_id.is_(None))
-    return conn.execute(select(users).where(*by_name)).first()
+    ext, name = columns["external_id"], columns["user_name_ci"]
+    candidates = conn.execute(
+        _DORMANT, {"team_pk": team_pk, "external_id": ext, "user_name_ci": name}
+    ).all()
+    pick = next((c for c in candidates if ext is not None and c.external_id == ext), None)
+    if pick is None:
+        pick = next(
+            (
+                c
+                for c in candidates
+                if c.user_name_ci == name and (ext is None or c.external_id is None)
+            ),
+            None,
+        )
+    if pick is None:
+        return None
+    row: Row[Any] | None = conn.execute(_BY_PK, {"pk": pick.pk}).first()
+    return row
 
 
 def create_user(
