@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Insert
+from sqlalchemy import Connection, Insert, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 __all__ = ["ListQuery", "Page", "etag", "insert_ignore", "iso", "meta", "utcnow"]
@@ -60,3 +60,14 @@ class Page:
     total: int
     resources: list[dict[str, Any]]
     start_index: int
+
+
+def page_total(conn: Connection, table: Any, where: list[Any], query: ListQuery, shown: int) -> int:
+    """``totalResults`` for a page of ``shown`` rows: counted only when the page
+    itself cannot tell (it is full, or it is empty past the first index)."""
+    if query.count and 0 < shown < query.count:
+        return query.start_index - 1 + shown
+    if query.count and shown == 0 and query.start_index == 1:
+        return 0
+    total: int = conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
+    return total

@@ -19,7 +19,7 @@ from ..scim.errors import InvalidValue, NotFound
 from ..scim.filter import Node
 from ..scim.projection import Projection
 from ..scim.schemas import GROUP
-from .common import ListQuery, Page, etag, insert_ignore, meta, utcnow
+from .common import ListQuery, Page, etag, insert_ignore, meta, page_total, utcnow
 from .mapping import group_from_row, group_to_row
 from .query import compile_filter, groups, member_condition, memberships, sort_expression, users
 from .users import check_version
@@ -354,16 +354,16 @@ def list_groups(
     where = [groups.c.team_pk == team_pk, compile_filter(GROUP, query.filter)]
     # Resolved first: a bad sortBy is an error whether or not there is a page to sort.
     key = sort_expression(GROUP, query.sort_by) if query.sort_by is not None else None
-    total = conn.execute(select(func.count()).select_from(groups).where(*where)).scalar_one()
-    if query.count == 0 or query.start_index > total:
-        return Page(total=total, resources=[], start_index=query.start_index)
-    stmt = select(groups).where(*where)
-    if key is not None:
-        stmt = stmt.order_by(
-            key.desc().nulls_last() if query.descending else key.asc().nulls_last()
-        )
-    stmt = stmt.order_by(groups.c.pk).offset(query.start_index - 1).limit(query.count)
-    rows = conn.execute(stmt).all()
+    rows: Sequence[Row[Any]] = []
+    if query.count:
+        stmt = select(groups).where(*where)
+        if key is not None:
+            stmt = stmt.order_by(
+                key.desc().nulls_last() if query.descending else key.asc().nulls_last()
+            )
+        stmt = stmt.order_by(groups.c.pk).offset(query.start_index - 1).limit(query.count)
+        rows = conn.execute(stmt).all()
+    total = page_total(conn, groups, where, query, len(rows))
     return Page(
         total=total,
         resources=render_groups(conn, rows, base_url=base_url, projection=projection),

@@ -198,3 +198,98 @@ class Membership(SQLModel, table=True):
 
 
 metadata = SQLModel.metadata
+
+
+# --- operations: the audit log and the outbox of provisioning events -------------------
+
+
+class AuditRecord(SQLModel, table=True):
+    """One provisioning change as an operator reads it back: who, when, what, to what.
+
+    Written in the transaction that made the change. ``changes`` is the event's
+    description of the change with the values of sensitive attributes redacted.
+    Times are UTC (stored without a zone).
+    """
+
+    __tablename__ = "audit_record"
+    __table_args__ = (
+        Index("ix_audit_team_pk", "team_pk", "pk"),
+        Index("ix_audit_team_user", "team_pk", "user_id", "pk"),
+        Index("ix_audit_occurred", "occurred_at"),
+    )
+
+    pk: int | None = Field(default=None, primary_key=True)
+    team_pk: int = Field(sa_column=Column(Integer, ForeignKey("team.pk"), nullable=False))
+    occurred_at: datetime
+    kind: str = Field(max_length=64)
+    action: str
+    """The change in words, e.g. ``added user bob@example.com to group Admins``."""
+    resource_type: str = Field(max_length=32)
+    resource_id: str = Field(max_length=64)
+    resource_display: str | None = None
+    user_id: str | None = Field(default=None, max_length=64)
+    """The user the change is about (the resource, or the member added or removed)."""
+    changes: dict[str, Any] | None = _json_column()
+    key_id: str | None = Field(default=None, max_length=16)
+    key_name: str | None = Field(default=None, max_length=200)
+    adapter: str | None = Field(default=None, max_length=64)
+    request_id: str | None = Field(default=None, max_length=128)
+
+
+class OutboxEvent(SQLModel, table=True):
+    """A committed provisioning event waiting for (or done with) delivery.
+
+    ``body`` is the versioned event document (docs/events.md) exactly as delivered;
+    ``pk`` orders a resource's events.
+    """
+
+    __tablename__ = "outbox_event"
+    __table_args__ = (
+        Index("ix_outbox_team_pk", "team_pk", "pk"),
+        Index("ix_outbox_created", "created"),
+    )
+
+    pk: int | None = Field(default=None, primary_key=True)
+    id: str = Field(max_length=64, unique=True)
+    team_pk: int = Field(sa_column=Column(Integer, ForeignKey("team.pk"), nullable=False))
+    kind: str = Field(max_length=64)
+    resource_type: str = Field(max_length=32)
+    resource_id: str = Field(max_length=64)
+    body: str
+    created: datetime
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """The delivery of one outbox event to one webhook URL of its team.
+
+    ``state`` is ``pending`` (waiting, in flight or retrying), ``delivered`` or
+    ``dead``. A process claims a pending delivery by setting ``lease_owner`` and
+    ``lease_until``; no other process sends it until the lease has expired.
+    """
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        UniqueConstraint("event_pk", "url", name="uq_delivery_event_url"),
+        Index("ix_delivery_due", "state", "next_attempt_at"),
+        Index("ix_delivery_order", "team_pk", "resource_key", "url", "event_pk"),
+        Index("ix_delivery_team_state", "team_pk", "state", "event_pk"),
+    )
+
+    pk: int | None = Field(default=None, primary_key=True)
+    event_pk: int = Field(
+        sa_column=Column(Integer, ForeignKey("outbox_event.pk", ondelete="CASCADE"), nullable=False)
+    )
+    team_pk: int
+    resource_key: str = Field(max_length=100)
+    """``<resource type>:<resource id>``: deliveries with one key go out in order."""
+    url: str = Field(max_length=2048)
+    state: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_until: datetime | None = None
+    last_status: int | None = None
+    last_error: str | None = None
+    last_attempt_at: datetime | None = None
+    delivered_at: datetime | None = None
+    delivered_by: str | None = Field(default=None, max_length=64)

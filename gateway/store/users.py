@@ -13,14 +13,14 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..scim.errors import NotFound, PreconditionFailed, Uniqueness
 from ..scim.filter import Compare
 from ..scim.projection import Projection
 from ..scim.schemas import USER
-from .common import ListQuery, Page, etag, meta, utcnow
+from .common import ListQuery, Page, etag, meta, page_total, utcnow
 from .mapping import user_from_rows, user_to_rows
 from .query import compile_filter, groups, memberships, sort_expression, users, values
 
@@ -465,15 +465,15 @@ def list_users(
     where = [users.c.team_pk == team_pk, LIVE, compile_filter(USER, query.filter)]
     # Resolved first: a bad sortBy is an error whether or not there is a page to sort.
     key = sort_expression(USER, query.sort_by) if query.sort_by is not None else None
-    total = conn.execute(select(func.count()).select_from(users).where(*where)).scalar_one()
-    if query.count == 0 or query.start_index > total:
-        return Page(total=total, resources=[], start_index=query.start_index)
-    stmt = select(users).where(*where)
-    if key is not None:
-        stmt = stmt.order_by(
-            key.desc().nulls_last() if query.descending else key.asc().nulls_last()
-        )
-    stmt = stmt.order_by(users.c.pk).offset(query.start_index - 1).limit(query.count)
-    rows = conn.execute(stmt).all()
+    rows: Sequence[Row[Any]] = []
+    if query.count:
+        stmt = select(users).where(*where)
+        if key is not None:
+            stmt = stmt.order_by(
+                key.desc().nulls_last() if query.descending else key.asc().nulls_last()
+            )
+        stmt = stmt.order_by(users.c.pk).offset(query.start_index - 1).limit(query.count)
+        rows = conn.execute(stmt).all()
+    total = page_total(conn, users, where, query, len(rows))
     resources = render_users(conn, rows, base_url=base_url, projection=projection)
     return Page(total=total, resources=resources, start_index=query.start_index)
