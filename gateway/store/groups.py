@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, delete, func, insert, or_, select, update
 
 from ..scim.errors import InvalidValue, NotFound
 from ..scim.filter import Node
@@ -43,11 +43,32 @@ __all__ = [
 _CHUNK = 500
 
 
+# Hot statements, built once (see gateway.store.users).
+_FIND = select(groups).where(
+    groups.c.team_pk == bindparam("team_pk"), groups.c.id == bindparam("group_id")
+)
+_FIND_FOR_UPDATE = _FIND.with_for_update()
+_VERSION = select(groups.c.version).where(
+    groups.c.team_pk == bindparam("team_pk"), groups.c.id == bindparam("group_id")
+)
+_TOUCH = (
+    update(groups)
+    .where(groups.c.pk == bindparam("b_pk"))
+    .values(last_modified=bindparam("now"), version=groups.c.version + 1)
+)
+_USERS_BY_ID = select(users.c.pk, users.c.id).where(
+    users.c.team_pk == bindparam("team_pk"),
+    users.c.id.in_(bindparam("ids", expanding=True)),
+    users.c.state != "deleted",
+)
+_GROUPS_BY_ID = select(groups.c.pk, groups.c.id).where(
+    groups.c.team_pk == bindparam("team_pk"), groups.c.id.in_(bindparam("ids", expanding=True))
+)
+
+
 def _find_row(conn: Connection, team_pk: int, group_id: str, *, lock: bool = False) -> Row[Any]:
-    stmt = select(groups).where(groups.c.team_pk == team_pk, groups.c.id == group_id)
-    if lock and conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    row = conn.execute(stmt).first()
+    stmt = _FIND_FOR_UPDATE if lock and conn.dialect.name == "postgresql" else _FIND
+    row = conn.execute(stmt, {"team_pk": team_pk, "group_id": group_id}).first()
     if row is None:
         raise NotFound(f"Group {group_id} not found.")
     return row
@@ -133,19 +154,11 @@ def _resolve_members(
     found: dict[str, dict[str, Any]] = {}
     for i in range(0, len(wanted), _CHUNK):
         chunk = wanted[i : i + _CHUNK]
-        for row in conn.execute(
-            select(users.c.pk, users.c.id).where(
-                users.c.team_pk == team_pk, users.c.id.in_(chunk), users.c.state != "deleted"
-            )
-        ):
+        for row in conn.execute(_USERS_BY_ID, {"team_pk": team_pk, "ids": chunk}):
             found[row.id] = {"user_pk": row.pk, "child_group_pk": None, "id": row.id}
         missing = [v for v in chunk if v not in found]
         if missing:
-            for row in conn.execute(
-                select(groups.c.pk, groups.c.id).where(
-                    groups.c.team_pk == team_pk, groups.c.id.in_(missing)
-                )
-            ):
+            for row in conn.execute(_GROUPS_BY_ID, {"team_pk": team_pk, "ids": missing}):
                 if row.pk == group_pk:
                     raise InvalidValue("A group cannot be a member of itself.")
                 found[row.id] = {"user_pk": None, "child_group_pk": row.pk, "id": row.id}
@@ -242,18 +255,12 @@ def clear_members(conn: Connection, group_pk: int) -> list[Member]:
 
 def current_version(conn: Connection, team_pk: int, group_id: str) -> str:
     """The group's version as an entity tag, e.g. for the ETag of a 204 answer."""
-    version = conn.execute(
-        select(groups.c.version).where(groups.c.team_pk == team_pk, groups.c.id == group_id)
-    ).scalar_one()
+    version = conn.execute(_VERSION, {"team_pk": team_pk, "group_id": group_id}).scalar_one()
     return etag(version)
 
 
 def touch_group(conn: Connection, group_pk: int) -> None:
-    conn.execute(
-        update(groups)
-        .where(groups.c.pk == group_pk)
-        .values(last_modified=utcnow(), version=groups.c.version + 1)
-    )
+    conn.execute(_TOUCH, {"b_pk": group_pk, "now": utcnow()})
 
 
 def create_group(
