@@ -42,7 +42,7 @@ class Delivery:
     groups: int
 
 
-@dataclass
+@dataclass(eq=False)  # a plugin: compared by identity when registered
 class Recorder:
     """An observer plugin that also notes what the database held at each event."""
 
@@ -561,7 +561,11 @@ class Broken:
 def test_an_observer_that_raises_does_not_fail_the_request(
     observed: Observed, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # Registered after the recorder and before another one: whatever order the
+    # observers are called in, the others still get every event.
     observed.gateway.plugins.pm.register(Broken())
+    later = Recorder(observed.gateway, observed.recorder.team_pk)
+    observed.gateway.plugins.pm.register(later)
 
     with caplog.at_level(logging.ERROR, logger="scim_gateway.plugins"):
         body = {"schemas": [USER_SCHEMA], "userName": "bjensen"}
@@ -569,6 +573,9 @@ def test_an_observer_that_raises_does_not_fail_the_request(
 
     assert response.status_code == 201, response.text
     assert observed.send("GET", f"/Users/{response.json()['id']}").status_code == 200
+    assert observed.recorder.kinds() == ["user.created"]
+    assert later.kinds() == ["user.created"]
     failures = [r for r in caplog.records if r.name == "scim_gateway.plugins"]
-    assert failures and "user.created" in failures[0].getMessage()
+    assert len(failures) == 1
+    assert "user.created" in failures[0].getMessage()
     assert failures[0].exc_info is not None

@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterator
 from typing import Any, ParamSpec, TypeVar
 
 import anyio.to_thread
-from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.pool import QueuePool
 
 from ..scim.errors import ServiceUnavailable
@@ -66,6 +67,11 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
         )
         _sqlite_setup(engine)
         return engine
+    # An unreachable server fails a request within seconds instead of hanging it (the
+    # driver's own connect timeout is over two minutes), and a peer that vanishes
+    # mid-query is noticed by TCP keepalives. The URL's own values take precedence.
+    given = make_url(url).query
+    connect_args = {k: v for k, v in _PG_CONNECT_DEFAULTS.items() if k not in given}
     return create_engine(
         url,
         echo=echo,
@@ -73,7 +79,17 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
         max_overflow=pool_size,
         pool_pre_ping=True,
         pool_recycle=1800,
+        connect_args=connect_args,
     )
+
+
+_PG_CONNECT_DEFAULTS = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
 
 
 class Database:
@@ -97,12 +113,13 @@ class Database:
         try:
             with self.transaction(write=write) as conn:
                 return fn(conn, *args)
-        except OperationalError as exc:
+        except DBAPIError as exc:
+            # Wherever it happens: connecting, in the work itself, or on COMMIT.
             if _is_unavailable(exc):
-                raise ServiceUnavailable(
-                    "The database is unavailable; retry shortly.", headers={"Retry-After": "5"}
-                ) from exc
+                raise _unavailable() from exc
             raise
+        except SQLAlchemyTimeoutError as exc:  # every pooled connection stayed busy
+            raise _unavailable() from exc
 
     async def run(self, fn: Callable[..., T], *args: Any, write: bool = False) -> T:
         """Run ``fn(conn, *args)`` in one transaction.
@@ -127,19 +144,31 @@ class Database:
         self.engine.dispose()
 
 
+def _unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "The database is unavailable; retry shortly.", headers={"Retry-After": "5"}
+    )
+
+
+# PostgreSQL error classes a retry can get past: connection exceptions, transaction
+# rollbacks (deadlocks, serialization failures), insufficient resources (too many
+# connections, disk full) and operator intervention (shutdown, statement timeout).
+_PG_TRANSIENT_CLASSES = frozenset({"08", "40", "53", "57"})
+_PG_LOCK_NOT_AVAILABLE = "55P03"
+
+
 def _is_unavailable(exc: DBAPIError) -> bool:
+    """Whether ``exc`` says the database cannot serve this request now, though a later
+    retry may succeed (an error in the request or the schema is not that)."""
     if exc.connection_invalidated:
         return True
-    text = str(exc.orig).lower()
-    return any(
-        s in text
-        for s in (
-            "connection refused",
-            "server closed the connection",
-            "terminating connection",
-            "could not connect",
-            "connection is closed",
-            "database is locked",
-            "the database system is",
-        )
-    )
+    orig = exc.orig
+    if isinstance(orig, sqlite3.Error):  # busy or locked beyond the busy timeout
+        name = getattr(orig, "sqlite_errorname", None) or ""
+        return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
+    sqlstate = getattr(orig, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return sqlstate[:2] in _PG_TRANSIENT_CLASSES or sqlstate == _PG_LOCK_NOT_AVAILABLE
+    # The driver's own failure, with no code from a server: it could not connect, or
+    # lost the connection (refused, timed out, closed, unreachable).
+    return isinstance(exc, OperationalError | InterfaceError)

@@ -379,6 +379,24 @@ def _purge(conn: Connection, user_pks: Sequence[int]) -> None:
     conn.execute(delete(users).where(users.c.pk.in_(user_pks)))
 
 
+def _lock_groups_of(conn: Connection, team_pk: int, user_id: str) -> None:
+    """On PostgreSQL, lock the user's groups before the user, in the order group writes
+    take them: a group PATCH locks its group, then updates its members' roles (when the
+    team maps groups to roles). Locking the user first, then its groups (to bump their
+    versions), deadlocked a DELETE with a concurrent PATCH of one of the user's groups.
+    ``FOR NO KEY UPDATE`` is the lock that bump takes anyway; it leaves other groups
+    free to add these as members."""
+    if conn.dialect.name != "postgresql":
+        return
+    member_of = (
+        select(memberships.c.group_pk)
+        .join(users, users.c.pk == memberships.c.user_pk)
+        .where(users.c.team_pk == team_pk, users.c.id == user_id)
+    )
+    stmt = select(groups.c.pk).where(groups.c.pk.in_(member_of)).order_by(groups.c.pk)
+    conn.execute(stmt.with_for_update(key_share=True)).all()
+
+
 def delete_user(
     conn: Connection,
     team_pk: int,
@@ -389,6 +407,7 @@ def delete_user(
 ) -> Row[Any]:
     """Delete a user at once, or leave a tombstone: hidden from SCIM, out of its
     groups, restorable by a re-POST until it is purged. Returns the row as it was."""
+    _lock_groups_of(conn, team_pk, user_id)
     row = _find_row(conn, team_pk, user_id, lock=True)
     check_version(row, if_match)
     if not tombstone:
