@@ -119,7 +119,7 @@ async def measure_ceiling(
         await run_requests(connections, range(concurrency * 20), build, check)  # warm-up
         parallel = await run_requests(connections, range(requests), build, check, server_cpu=cpu)
         sequential = await run_requests(
-            connections[:1], range(min(requests, 5000)), build, check, server_cpu=cpu
+            connections[:1], range(min(requests, 10_000)), build, check, server_cpu=cpu
         )
     finally:
         for conn in connections:

@@ -29,6 +29,7 @@ from bench.phases import ALL_PHASES, Bench, GroupOptions, RssProbe, measure_ceil
 from bench.report import PhaseReport, render_table, to_json_line
 from bench.seed import seed_other_teams
 from bench.servers import (
+    RATE_LIMITS,
     Keys,
     PostgresSchema,
     ServerProcess,
@@ -86,7 +87,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.10,
         help="share of each group's members removed one by one (default 0.10)",
     )
-    parser.add_argument("--ceiling-requests", type=int, help="default: N, within 2000..50000")
+    parser.add_argument(
+        "--ceiling-requests",
+        type=int,
+        help="GET / requests for the ceiling (default: N within 20000..50000; 2000 --smoke)",
+    )
+    parser.add_argument(
+        "--rate-limits",
+        choices=sorted(RATE_LIMITS),
+        default="high",
+        help="high: the rate limiter runs with limits no run reaches (default); off: none",
+    )
     parser.add_argument("--rss", action="store_true", help="sample the gateway's resident memory")
     parser.add_argument("--no-pin", action="store_true", help="do not pin server and client CPUs")
     parser.add_argument("--seed", type=int, default=1, help="random seed for the lookups")
@@ -209,7 +220,9 @@ def _run(args: argparse.Namespace, out: Output) -> dict[str, Any]:
     postgres_url = _postgres_url(args)
     users = args.users or (SMOKE_USERS if args.smoke else 2000)
     concurrency = args.concurrency
-    ceiling_requests = args.ceiling_requests or min(max(users, 2000), 50_000)
+    ceiling_requests = args.ceiling_requests or (
+        2000 if args.smoke else min(max(users, 20_000), 50_000)
+    )
     group_gets = args.group_gets or (10 if args.smoke else 100)
     plan = plan_cpus(not args.no_pin, args.workers)
     if plan.client is not None:
@@ -284,7 +297,8 @@ def _run(args: argparse.Namespace, out: Output) -> dict[str, Any]:
             }
 
             # 2. the gateway's database: our team, its keys, other teams' users
-            config = write_config(workdir / "gateway.toml", database_url)
+            config = workdir / "gateway.toml"
+            meta.update(write_config(config, database_url, rate_limits=args.rate_limits))
             keys: Keys = provision(config, TEAM)
             if args.other_teams_users:
                 out.progress(

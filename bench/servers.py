@@ -15,8 +15,10 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = [
+    "RATE_LIMITS",
     "REPO_ROOT",
     "CpuPlan",
     "Keys",
@@ -262,12 +264,29 @@ class PostgresSchema:
         self._admin.dispose()
 
 
-def write_config(path: Path, database_url: str) -> Path:
-    path.write_text(
-        '[server]\nhost = "127.0.0.1"\n\n[database]\n' + f"url = {database_url!r}\n",
-        encoding="utf-8",
-    )
-    return path
+RATE_LIMITS = {
+    "high": {"per_key": 1_000_000, "per_team": 1_000_000},
+    "off": {"per_key": 0, "per_team": 0},
+}
+"""``high``: the limiter runs (its cost is measured) but no run reaches the limits;
+``off``: no limits, the limiter is skipped."""
+
+
+def write_config(path: Path, database_url: str, *, rate_limits: str = "high") -> dict[str, Any]:
+    """Write the gateway's config; return the settings it chose that matter for reading
+    the numbers (the rate limits, when this gateway has them)."""
+    from dataclasses import fields
+
+    from gateway.config import Settings
+
+    text = '[server]\nhost = "127.0.0.1"\n\n[database]\n' + f"url = {database_url!r}\n"
+    chosen: dict[str, Any] = {}
+    if "rate_limits" in {f.name for f in fields(Settings)}:
+        limits = RATE_LIMITS[rate_limits]
+        text += "\n[rate_limits]\n" + "".join(f"{k} = {v}\n" for k, v in limits.items())
+        chosen["rate_limits"] = {"mode": rate_limits, **limits}
+    path.write_text(text, encoding="utf-8")
+    return chosen
 
 
 @dataclass(frozen=True)
