@@ -18,10 +18,13 @@ from starlette.routing import Mount, Route
 
 from plugins import Adapter, GatewayPlugins, ProvisioningEvent
 
+from .audit import purge_audit, record_audit
 from .auth import KeyAuthenticator, Principal, bearer_token, load_hasher
 from .config import Settings
 from .http import ScimResponse
 from .keys import KeyHasher, redact
+from .observability import install as install_observability
+from .outbox import DeliveryWorker, outbox_recorder, purge_outbox
 from .policy import TeamPolicy
 from .routes.admin import admin_mount
 from .routes.bulk import routes_for_bulk
@@ -65,6 +68,7 @@ class Gateway:
         self.plugins = GatewayPlugins(blocked=blocked)
         self._policies: dict[str, TeamPolicy] = {}
         self._recorders: list[Callable[[Connection, list[ProvisioningEvent]], None]] = []
+        self.delivery: DeliveryWorker | None = None
 
     def start(self) -> None:
         prepare_database(self.db)
@@ -82,6 +86,11 @@ class Gateway:
             for name in (cls.name, *cls.aliases)
         }
         apply_config_teams(self.db, self.settings, adapters=loaded)
+        # The audit log and the outbox: written in each write's own transaction.
+        self.add_recorder(record_audit)
+        self.add_recorder(outbox_recorder(self.settings))
+        purge_audit(self.db, self.settings.audit.retention_days)
+        purge_outbox(self.db, self.settings.webhooks.retention_days)
 
     def add_recorder(self, recorder: Callable[[Connection, list[ProvisioningEvent]], None]) -> None:
         """Register a function that stores a write's events inside its transaction."""
@@ -181,9 +190,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         gateway.start()
+        gateway.delivery = DeliveryWorker(settings, gateway.db)
         try:
+            await gateway.delivery.start()
             yield
         finally:
+            await gateway.delivery.stop()
             gateway.stop()
 
     scim_routes = _routes(
@@ -205,6 +217,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.gateway = gateway
+    install_observability(app)  # request ids, access log, /metrics, /healthz, /readyz
     return app
 
 

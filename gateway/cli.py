@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from plugins import PluginError
@@ -91,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
     serve.add_argument("--workers", type=int, help="worker processes (default 1)")
     serve.add_argument(
-        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+        "--log-level",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="overrides [logging] level (default info)",
     )
     serve.add_argument(
         "--demo",
@@ -102,8 +107,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _metrics_directory(workers: int) -> Iterator[None]:
+    """Several workers share their metrics through files in PROMETHEUS_MULTIPROC_DIR:
+    the operator's directory, else a fresh one for this run, removed afterwards."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        Path(given).mkdir(parents=True, exist_ok=True)
+        if any(Path(given).glob("*.db")):
+            logging.getLogger("scim_gateway").warning(
+                "PROMETHEUS_MULTIPROC_DIR %s holds metrics of an earlier run, which /metrics "
+                "adds in; empty it before starting the gateway",
+                given,
+            )
+        yield
+        return
+    if workers <= 1:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="scim-gateway-metrics-") as directory:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        try:
+            yield
+        finally:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
+
 def _serve(args: argparse.Namespace, settings: Settings, config: str | None) -> int:
     import uvicorn
+
+    from . import logging_setup
+
+    log_level = args.log_level or settings.logging.level
+    logging_setup.configure(log_level, settings.logging.format)
 
     # The workers read their settings from SCIM_GATEWAY_CONFIG: point it at this run's
     # file, or clear it so that a value left in the shell cannot swap in another config.
@@ -125,16 +161,24 @@ def _serve(args: argparse.Namespace, settings: Settings, config: str | None) -> 
             file=sys.stderr,
             flush=True,
         )
-    uvicorn.run(
-        "gateway.app:app_factory",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=args.log_level,
-        access_log=False,
-        server_header=False,
-    )
+    with _metrics_directory(workers):
+        uvicorn.run(
+            "gateway.app:app_factory",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            # Every worker logs through the same scrubbing handler (JSON or text).
+            log_config=logging_setup.dict_config(log_level, settings.logging.format),
+            access_log=False,
+            server_header=False,
+            # Forwarded headers are read by the gateway itself, from the peers listed in
+            # server.trusted_proxies only (gateway/forwarded.py); uvicorn's own handling
+            # would trust loopback by default and hide the peer's address.
+            proxy_headers=False,
+            forwarded_allow_ips=[],
+        )
     return 0
 
 

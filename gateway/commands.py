@@ -1,9 +1,10 @@
-"""Administration commands: ``teams``, ``sso``, ``scim``, ``keys``, ``plugins`` and ``admin``.
+"""Administration commands: ``teams``, ``sso``, ``scim``, ``keys``, ``plugins``, ``audit``,
+``events``, ``db`` and ``admin``.
 
 Each command opens the configured database, applies the config file's teams (as
 ``serve`` does), acts through :mod:`gateway.teams`, and prints either lines for a
 person or, with ``--json``, one JSON document for a script. Failures go to stderr
-with a non-zero exit code and say what to do.
+with a non-zero exit code and say what to do. ``db`` touches the schema alone.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from typing import Any
 from plugins import PluginError
 
 from .app import Gateway
+from .audit import list_audit, parse_since
 from .config import Settings
+from .outbox import STATES, list_deliveries, redeliver
 from .sso import SsoError, validate_oidc, validate_saml
 from .teams import (
     KeyInfo,
@@ -108,6 +111,34 @@ def add_commands(sub: Any) -> None:
     p = plugins.add_subparsers(dest="action", required=True).add_parser(
         "list", help="each plugin, its distribution and its adapters"
     )
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("audit", help="a team's provisioning changes, newest first")
+    p.add_argument("team")
+    p.add_argument("--user", metavar="ID", help="only changes about this user (SCIM id)")
+    p.add_argument("--since", metavar="TIME", help="2024-05-01, 2024-05-01T12:00:00Z or 7d")
+    p.add_argument("--start-index", type=int, default=1, metavar="N", help="1-based (default 1)")
+    p.add_argument("--count", type=int, default=100, metavar="N", help="page size (default 100)")
+    p.add_argument("--json", action="store_true")
+
+    events = sub.add_parser("events", help="webhook deliveries of provisioning events")
+    events_sub = events.add_subparsers(dest="action", required=True)
+    p = events_sub.add_parser("list", help="a team's deliveries, oldest event first")
+    p.add_argument("team")
+    p.add_argument("--state", choices=STATES)
+    p.add_argument("--limit", type=int, default=100, metavar="N", help="at most N (default 100)")
+    p.add_argument("--json", action="store_true")
+    p = events_sub.add_parser("redeliver", help="send an event, or every dead one, again")
+    p.add_argument("team")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--event", metavar="ID", help="one event (any state but pending)")
+    which.add_argument("--dead", action="store_true", help="every dead-lettered delivery")
+
+    db = sub.add_parser("db", help="the database schema and its migrations").add_subparsers(
+        dest="action", required=True
+    )
+    db.add_parser("upgrade", help="apply the schema migrations this version brings")
+    p = db.add_parser("current", help="the database's schema revision and this version's")
     p.add_argument("--json", action="store_true")
 
     admin = sub.add_parser("admin", help="operator credentials").add_subparsers(
@@ -282,6 +313,58 @@ def _teams(gw: Gateway, args: argparse.Namespace) -> None:
             print(_team_line(team))
 
 
+def _audit(gw: Gateway, args: argparse.Namespace) -> None:
+    try:
+        since = parse_since(args.since) if args.since else None
+    except ValueError as exc:
+        raise CommandError(f"--since: {exc}") from None
+    if args.start_index < 1 or args.count < 0:
+        raise CommandError("--start-index must be 1 or more and --count 0 or more.")
+    page = list_audit(
+        gw.db,
+        args.team,
+        user_id=args.user,
+        since=since,
+        start_index=args.start_index,
+        count=args.count,
+    )
+    if args.json:
+        _print_json(page.to_dict())
+        return
+    for record in page.records:
+        key = f"{record.key_name} ({record.key_id})" if record.key_id else "-"
+        print(
+            f"{record.occurred_at.isoformat(timespec='seconds')}\t{record.action}\t"
+            f"key={key}\tadapter={record.adapter or '-'}\trequest={record.request_id or '-'}"
+        )
+    last = args.start_index + len(page.records) - 1
+    if page.records:
+        print(f"records {args.start_index}-{last} of {page.total}", file=sys.stderr)
+    else:
+        print(f"no records (of {page.total})", file=sys.stderr)
+
+
+def _events(gw: Gateway, args: argparse.Namespace) -> None:
+    if args.action == "redeliver":
+        count = redeliver(gw.db, args.team, event_id=args.event, dead=args.dead)
+        what = f"event {args.event}" if args.event else "dead deliveries"
+        print(
+            f"Queued {count} delivery(ies) of {what} for team {args.team}; a running gateway "
+            "sends them within moments."
+        )
+        return
+    infos = list_deliveries(gw.db, args.team, state=args.state, limit=args.limit)
+    if args.json:
+        _print_json([info.to_dict() for info in infos])
+        return
+    for info in infos:
+        detail = info.last_error or (f"HTTP {info.last_status}" if info.last_status else "")
+        print(
+            f"{info.event_id}\t{info.kind}\t{info.resource_type}/{info.resource_id}\t"
+            f"{info.url}\t{info.state}\tattempts={info.attempts}\t{detail}".rstrip()
+        )
+
+
 def _admin(args: argparse.Namespace) -> None:
     if args.action == "new-token":
         token = "scimgw_admin_" + secrets.token_urlsafe(32)
@@ -295,7 +378,60 @@ def _admin(args: argparse.Namespace) -> None:
     print(hashlib.sha256(token.encode()).hexdigest())
 
 
-_HANDLERS = {"teams": _teams, "sso": _sso, "scim": _scim, "keys": _keys, "plugins": _plugins}
+def _db(args: argparse.Namespace, settings: Settings) -> None:
+    """``db upgrade`` and ``db current``: the schema alone, no teams, keys or plugins."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    from .scim.errors import ServiceUnavailable
+    from .store import migrate
+    from .store.db import Database, make_engine
+
+    url = settings.database.url
+    db = Database(make_engine(url, pool_size=1))
+    try:
+        with db.transaction(write=False) as conn:
+            before = migrate.current_revision(conn)
+        head = migrate.head_revision()
+        if args.action == "upgrade":
+            after = migrate.upgrade(db)
+            if before == after:
+                print(f"The database schema is at {after} (head); nothing to do.")
+            else:
+                print(f"Upgraded the database schema from {before or 'nothing'} to {after} (head).")
+        elif args.json:
+            _print_json({"current": before, "head": head, "up_to_date": before == head})
+        elif before == head:
+            print(f"{before} (head)")
+        elif before is not None and not migrate.is_known(before):
+            print(f"{before} (newer than this version, whose head is {head})")
+        else:
+            print(
+                f"{before or 'none'} (this version's head is {head}; run scim-gateway db upgrade)"
+            )
+    except migrate.MigrationError as exc:
+        raise CommandError(str(exc)) from exc
+    except (OperationalError, InterfaceError, ServiceUnavailable) as exc:
+        lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        reason = lines[0] if lines else type(exc).__name__
+        shown = make_url(url).render_as_string(hide_password=True)
+        raise CommandError(
+            f"cannot open the database {shown}: {reason}. Check database.url (or "
+            "SCIM_GATEWAY_DATABASE_URL) and that the database is running and reachable."
+        ) from exc
+    finally:
+        db.dispose()
+
+
+_HANDLERS = {
+    "teams": _teams,
+    "sso": _sso,
+    "scim": _scim,
+    "keys": _keys,
+    "plugins": _plugins,
+    "audit": _audit,
+    "events": _events,
+}
 
 
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -303,6 +439,9 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.command == "admin":
             _admin(args)
+            return 0
+        if args.command == "db":  # the schema only: nothing else of the gateway starts
+            _db(args, settings)
             return 0
         gateway = Gateway(settings)
         try:

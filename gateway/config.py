@@ -8,24 +8,33 @@ are references, ``{ env = "NAME" }`` or ``{ file = "path" }``.
 
 from __future__ import annotations
 
+import importlib.util
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .policy import PolicyError, TeamPolicy
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
+    "AuditSettings",
     "ConfigError",
     "DatabaseSettings",
     "LimitSettings",
+    "LoggingSettings",
+    "MetricsSettings",
     "PluginSettings",
+    "RateLimitSettings",
     "SecretRef",
     "ServerSettings",
     "Settings",
     "TeamSettings",
+    "TeamWebhooks",
+    "WebhookSettings",
     "load_settings",
 ]
 
@@ -74,6 +83,10 @@ class ServerSettings:
     base_url: str = ""
     """Public URL of the gateway (``https://scim.example.com``) used in ``meta.location``.
     Empty: derived from each request."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or networks (``10.0.0.0/8``) of reverse proxies whose forwarded headers
+    (``Forwarded``, ``X-Forwarded-Proto``, ``X-Forwarded-Host``) are believed. Empty:
+    forwarded headers are ignored."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +103,9 @@ class LimitSettings:
     max_body_bytes: int = 1_048_576
     max_json_depth: int = 32
     max_filter_length: int = 4096
+    max_filter_terms: int = 200
+    max_filter_depth: int = 50
+    max_string_length: int = 4096
     max_patch_operations: int = 1000
     bulk_max_operations: int = 1000
     bulk_max_payload_bytes: int = 1_048_576
@@ -120,6 +136,64 @@ class PluginSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RateLimitSettings:
+    per_key: int = 50
+    """Requests per second one SCIM API key may make; 0: no per-key limit."""
+    per_team: int = 100
+    """Requests per second all keys of one team may make together; 0: no team limit."""
+    burst: float = 2.0
+    """Seconds' worth of requests allowed at once: a key may send ``per_key * burst``
+    requests in a burst, then ``per_key`` a second."""
+    store: str = "database"
+    """Where the counts live: "database" (shared by every process), "redis" (shared,
+    cheaper) or "memory" (this process only)."""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_password: SecretRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingSettings:
+    level: str = "info"
+    """critical, error, warning, info or debug (``serve --log-level`` overrides it)."""
+    format: str = "json"
+    """"json": one JSON object per line; "text": plain lines for a terminal."""
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    enabled: bool = True
+    """Serve Prometheus metrics at /metrics (no key needed: restrict it at the proxy)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditSettings:
+    retention_days: int = 365
+    """Days an audit record is kept; older records are purged."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    max_attempts: int = 12
+    """Attempts per delivery before it is dead-lettered (redeliver it with the CLI)."""
+    backoff_seconds: float = 5.0
+    """Wait after the first failed attempt; doubled after each further failure."""
+    max_backoff_seconds: float = 3600.0
+    timeout_seconds: float = 10.0
+    """Longest one delivery attempt may take, connection included."""
+    poll_interval_seconds: float = 0.2
+    retention_days: int = 30
+    """Days delivered and dead-lettered events are kept for inspection and redelivery."""
+
+
+@dataclass(frozen=True, slots=True)
+class TeamWebhooks:
+    """Where a team's provisioning events are delivered (``[teams.<slug>.webhooks]``)."""
+
+    urls: tuple[str, ...]
+    secret: SecretRef
+
+
+@dataclass(frozen=True, slots=True)
 class TeamSettings:
     """A team declared in the config file (``[teams.<slug>]``)."""
 
@@ -130,6 +204,7 @@ class TeamSettings:
     options: dict[str, Any] = field(default_factory=dict)
     sso: dict[str, Any] | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    webhooks: TeamWebhooks | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +215,11 @@ class Settings:
     security: SecuritySettings = field(default_factory=SecuritySettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
     plugins: PluginSettings = field(default_factory=PluginSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
     teams: tuple[TeamSettings, ...] = ()
     source: str = "<built-in defaults>"
 
@@ -156,6 +236,11 @@ _SECTIONS: dict[str, type[Any]] = {
     "security": SecuritySettings,
     "admin": AdminSettings,
     "plugins": PluginSettings,
+    "logging": LoggingSettings,
+    "metrics": MetricsSettings,
+    "audit": AuditSettings,
+    "webhooks": WebhookSettings,
+    "rate_limits": RateLimitSettings,
 }
 _TEAM_KEYS = {
     "name": str,
@@ -163,6 +248,7 @@ _TEAM_KEYS = {
     "default_adapter": str,
     "options": dict,
     "sso": dict,
+    "webhooks": dict,
 }
 _SSO_KEYS = {
     "saml": {"method", "entity_id", "sso_url", "certificate"},
@@ -173,6 +259,7 @@ _SSO_KEYS = {
 def _type_name(tp: Any) -> str:
     names = {
         "int": "an integer",
+        "float": "a number",
         "str": "a string",
         "bool": "true or false",
         "tuple[str, ...]": "a list of strings",
@@ -213,6 +300,7 @@ def _build_section(cls: type[Any], data: Any, *, where: str) -> Any:
             continue
         ok = {
             "int": isinstance(value, int) and not isinstance(value, bool),
+            "float": isinstance(value, int | float) and not isinstance(value, bool),
             "str": isinstance(value, str),
             "bool": isinstance(value, bool),
             "tuple[str, ...]": isinstance(value, list) and all(isinstance(v, str) for v in value),
@@ -222,8 +310,10 @@ def _build_section(cls: type[Any], data: Any, *, where: str) -> Any:
                 f"{key_where}: expected {_type_name(expected)}, got {type(value).__name__} "
                 f"{value!r}."
             )
-        if str(expected) == "int" and value < 0:
+        if str(expected) in ("int", "float") and value < 0:
             raise ConfigError(f"{key_where}: must not be negative.")
+        if str(expected) == "float":
+            value = float(value)
         values[key] = tuple(value) if isinstance(value, list) else value
     return cls(**values)
 
@@ -264,6 +354,31 @@ def _parse_sso(data: Any, *, where: str) -> dict[str, Any]:
     return out
 
 
+def _parse_webhooks(data: Any, *, where: str) -> TeamWebhooks:
+    example = 'urls = ["https://app.example.com/scim-events"], secret = { env = "VARIABLE" }'
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a table with {example}.")
+    for key in data:
+        if key not in ("urls", "secret"):
+            raise ConfigError(f"{where}.{key}: unknown key. Known keys here: secret, urls.")
+    urls = data.get("urls")
+    if not isinstance(urls, list) or not urls or not all(isinstance(u, str) for u in urls):
+        raise ConfigError(f"{where}.urls: expected a non-empty list of URLs ({example}).")
+    for url in urls:
+        scheme, _, rest = url.partition("://")
+        if scheme not in ("http", "https") or not rest or rest[0] in "/?#" or url != url.strip():
+            raise ConfigError(
+                f"{where}.urls: {url!r} is not an http:// or https:// URL with a host."
+            )
+    if "secret" not in data:
+        raise ConfigError(
+            f"{where}.secret: missing; deliveries are signed with it. Add "
+            'secret = { env = "VARIABLE" } (at least 32 characters).'
+        )
+    secret = _parse_secret(data["secret"], where=f"{where}.secret")
+    return TeamWebhooks(urls=tuple(dict.fromkeys(urls)), secret=secret)
+
+
 def _parse_teams(data: Any, *, source: str) -> tuple[TeamSettings, ...]:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: teams: expected tables such as [teams.acme].")
@@ -283,6 +398,9 @@ def _parse_teams(data: Any, *, source: str) -> tuple[TeamSettings, ...]:
                     f"got {value!r}."
                 )
         sso = _parse_sso(table["sso"], where=f"{where}.sso") if "sso" in table else None
+        webhooks = None
+        if "webhooks" in table:
+            webhooks = _parse_webhooks(table["webhooks"], where=f"{where}.webhooks")
         try:
             TeamPolicy.from_options(table.get("options"))
         except PolicyError as exc:
@@ -296,6 +414,7 @@ def _parse_teams(data: Any, *, source: str) -> tuple[TeamSettings, ...]:
                 options=dict(table.get("options") or {}),
                 sso=sso,
                 raw=table,
+                webhooks=webhooks,
             )
         )
     return tuple(out)
@@ -319,6 +438,8 @@ def settings_from_dict(data: dict[str, Any], *, source: str) -> Settings:
 
 
 def _check(settings: Settings) -> None:
+    _check_rate_limits(settings)
+    _check_trusted_proxies(settings)
     limits = settings.limits
     if limits.default_count > limits.max_results:
         raise ConfigError(
@@ -331,12 +452,70 @@ def _check(settings: Settings) -> None:
             f"{settings.source}: admin.token_sha256 must be 64 lowercase hex characters; "
             "print it with: scim-gateway admin hash-token"
         )
+    _check_logging(settings)
     url = settings.database.url
     if not url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
         raise ConfigError(
             f"{settings.source}: database.url {url!r} is not supported. Use "
             "sqlite:///path/to/file.sqlite3 or postgresql://user@host:5432/dbname."
         )
+
+
+def _check_logging(settings: Settings) -> None:
+    levels = ("critical", "error", "warning", "info", "debug")
+    if settings.logging.level not in levels:
+        raise ConfigError(
+            f"{settings.source}: logging.level: {settings.logging.level!r} is not a level; "
+            f"use one of {', '.join(levels)}."
+        )
+    if settings.logging.format not in ("json", "text"):
+        raise ConfigError(
+            f'{settings.source}: logging.format: {settings.logging.format!r}; use "json" or "text".'
+        )
+
+
+def _check_rate_limits(settings: Settings) -> None:
+    rate = settings.rate_limits
+    where = f"{settings.source}: rate_limits"
+    if rate.store not in ("database", "redis", "memory"):
+        raise ConfigError(
+            f'{where}.store: {rate.store!r} is not a store; use "database", "redis" or "memory".'
+        )
+    if rate.burst < 1:
+        raise ConfigError(
+            f"{where}.burst: {rate.burst} would refuse requests below the rate; use 1 or more "
+            "(1: no burst above the rate)."
+        )
+    if rate.store != "redis":
+        return
+    parts = urlsplit(rate.redis_url)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(
+            f"{where}.redis_url: {rate.redis_url!r} is not a Redis URL; use "
+            "redis://host:6379/0, rediss://host:6380/0 or unix:///path/to/redis.sock."
+        )
+    if parts.password:
+        raise ConfigError(
+            f"{where}.redis_url: secrets are never written in the config file. Remove the "
+            'password from the URL and set redis_password = { env = "VARIABLE" }.'
+        )
+    if importlib.util.find_spec("redis") is None:
+        raise ConfigError(
+            f'{where}.store: "redis" needs the Redis client: pip install "scim-gateway[redis]".'
+        )
+    if rate.redis_password is not None:
+        rate.redis_password.resolve(where=f"{where}.redis_password")  # fails here, not later
+
+
+def _check_trusted_proxies(settings: Settings) -> None:
+    for entry in settings.server.trusted_proxies:
+        try:
+            ipaddress.ip_network(entry.strip(), strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"{settings.source}: server.trusted_proxies: {entry!r} is not an IP address or "
+                'network; write addresses such as "10.0.0.5" or networks such as "10.0.0.0/8".'
+            ) from None
 
 
 def load_settings(path: str | os.PathLike[str] | None) -> Settings:

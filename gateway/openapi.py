@@ -226,6 +226,22 @@ def admin_body_schemas() -> dict[str, dict[str, Any]]:
         },
         "KeyCreate": key_create,
         "KeyRegenerate": key_regenerate,
+        "EventRedeliver": {
+            "type": "object",
+            "description": "Send one event again (`event_id`), or every dead-lettered "
+            "delivery of the team (`dead: true`); exactly one of the two.",
+            "properties": {
+                "event_id": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 64,
+                    "pattern": _ONE_LINE,
+                    "description": "The event's id (`Scim-Gateway-Event-Id`).",
+                },
+                "dead": {"type": "boolean"},
+            },
+            "additionalProperties": False,
+        },
     }
 
 
@@ -331,6 +347,71 @@ def _admin_schemas() -> dict[str, Any]:
             "type": "object",
             "properties": {"keys": {"type": "array", "items": _ref("Key")}},
             "required": ["keys"],
+        },
+        "AuditRecord": {
+            "type": "object",
+            "description": "One provisioning change. Values of sensitive attributes in "
+            "`changes` are redacted.",
+            "properties": {
+                "id": {"type": "integer"},
+                "team": {"type": "string"},
+                "occurred_at": timestamp,
+                "kind": {"type": "string", "examples": ["user.deactivated"]},
+                "action": {
+                    "type": "string",
+                    "description": "The change in words.",
+                    "examples": ["added user bob@example.com to group Admins"],
+                },
+                "resource": {
+                    "type": "object",
+                    "properties": {
+                        "type": {"type": "string", "enum": ["User", "Group"]},
+                        "id": {"type": "string"},
+                        "display": {"type": ["string", "null"]},
+                    },
+                    "required": ["type", "id", "display"],
+                },
+                "user_id": {
+                    "type": ["string", "null"],
+                    "description": "The user the change is about (the resource, or the member "
+                    "added or removed).",
+                },
+                "changes": {"type": "object", "additionalProperties": True},
+                "key": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": ["string", "null"]},
+                        "name": {"type": ["string", "null"]},
+                    },
+                    "required": ["id", "name"],
+                },
+                "adapter": {"type": ["string", "null"]},
+                "request_id": {"type": ["string", "null"]},
+            },
+            "required": ["id", "occurred_at", "kind", "action", "resource", "changes", "key"],
+        },
+        "AuditPage": {
+            "type": "object",
+            "description": "One page of a team's audit records, newest first.",
+            "properties": {
+                "totalResults": {"type": "integer", "minimum": 0},
+                "startIndex": {"type": "integer", "minimum": 1},
+                "itemsPerPage": {"type": "integer", "minimum": 0},
+                "records": {"type": "array", "items": _ref("AuditRecord")},
+            },
+            "required": ["totalResults", "startIndex", "itemsPerPage", "records"],
+        },
+        "Redelivered": {
+            "type": "object",
+            "properties": {
+                "team": {"type": "string"},
+                "redelivered": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Deliveries queued again (one per webhook URL).",
+                },
+            },
+            "required": ["team", "redelivered"],
         },
         "NewKey": {
             "type": "object",
@@ -472,14 +553,49 @@ _TEAM_OPS = (
     "disableScim",
     "listKeys",
     "createKey",
+    "getAudit",
+    "redeliverEvents",
 )
 _KEY_OPS = ("revokeKey", "regenerateKey")
+
+
+def _audit_params() -> list[dict[str, Any]]:
+    def param(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+        return {"name": name, "in": "query", "description": description, "schema": schema}
+
+    return [
+        param("user", "Only changes about this user (its SCIM id).", {"type": "string"}),
+        param(
+            "since",
+            "Only changes at or after this time: an ISO 8601 date or time (UTC unless it "
+            "says otherwise), or a duration back from now (90m, 12h, 7d, 2w).",
+            {"type": "string", "examples": ["2024-05-01T00:00:00Z", "7d"]},
+        ),
+        param(
+            "startIndex", "1-based index of the first record.", {"type": "integer", "minimum": 1}
+        ),
+        param(
+            "count",
+            "Page size (default limits.default_count, at most limits.max_results).",
+            {"type": "integer", "minimum": 0},
+        ),
+    ]
 
 
 def _admin_paths() -> dict[str, Any]:
     a = ADMIN_PREFIX
     slug = [_slug_param()]
     slug_key = [_slug_param(), _key_param()]
+    audit = _admin_op(
+        "getAudit",
+        "Read the team's audit log",
+        "operations",
+        ("200", "AuditPage", "One page of records, newest first."),
+        errors=("400",),
+        description="Every provisioning change of the team: when, which key and adapter, "
+        "the request id, the change in words and what changed. Kept audit.retention_days.",
+    )
+    audit["parameters"] = _audit_params()
     return {
         f"{a}/openapi.json": {
             "get": {
@@ -610,6 +726,20 @@ def _admin_paths() -> dict[str, Any]:
                 body_required=False,
                 description="The new key has the old one's name, adapter and expiry. The old "
                 "key keeps working for keep_old_for_minutes (default 0: it stops at once).",
+            ),
+        },
+        f"{a}/teams/{{slug}}/audit": {"parameters": slug, "get": audit},
+        f"{a}/teams/{{slug}}/events/redeliver": {
+            "parameters": slug,
+            "post": _admin_op(
+                "redeliverEvents",
+                "Send webhook deliveries again",
+                "operations",
+                ("200", "Redelivered", "The deliveries are queued; they go out in moments."),
+                body="EventRedeliver",
+                description="Queues one event (delivered or dead) again, or every dead-lettered "
+                "delivery of the team. Each starts a fresh series of attempts, in order with its "
+                "resource's other events. An unknown event id answers 404.",
             ),
         },
     }
@@ -1150,6 +1280,10 @@ def openapi_document() -> dict[str, Any]:
             {"name": "sso", "description": "A team's SSO connection (required for SCIM)."},
             {"name": "scim provisioning", "description": "Turning SCIM on and off per team."},
             {"name": "keys", "description": "SCIM API keys."},
+            {
+                "name": "operations",
+                "description": "The audit log and webhook deliveries (docs/events.md).",
+            },
             {"name": "meta", "description": "This document."},
             {"name": "SCIM Users"},
             {"name": "SCIM Groups"},

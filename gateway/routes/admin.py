@@ -1,4 +1,5 @@
-"""The admin API under ``/admin/v1``: teams, SSO, SCIM provisioning and SCIM API keys.
+"""The admin API under ``/admin/v1``: teams, SSO, SCIM provisioning and SCIM API keys,
+and each team's audit log and webhook redelivery.
 
 It does over HTTP what the ``scim-gateway`` commands do, through the same service
 layer (:mod:`gateway.teams`), so the same rules hold: SSO first, SCIM on only with
@@ -43,9 +44,11 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.types import Receive, Scope, Send
 
+from ..audit import list_audit, parse_since
 from ..auth import bearer_token
 from ..keys import parse_key
 from ..openapi import ADMIN_PREFIX, admin_body_schemas, openapi_document
+from ..outbox import redeliver
 from ..scim.errors import ScimError
 from ..sso import SsoError, validate_oidc, validate_saml
 from ..teams import (
@@ -525,6 +528,52 @@ async def _regenerate_key(request: Request, gateway: Gateway) -> Response:
     return _json({**key.to_dict(), "token": token, "replaces": key_id}, 201)
 
 
+def _query_int(request: Request, name: str, default: int, minimum: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise AdminError(400, f"'{name}' must be an integer, not {raw!r}.") from None
+    if value < minimum:
+        raise AdminError(400, f"'{name}' must be at least {minimum}.")
+    return value
+
+
+async def _audit(request: Request, gateway: Gateway) -> Response:
+    slug = _slug(request)
+    params = request.query_params
+    since = None
+    if params.get("since"):
+        try:
+            since = parse_since(params["since"])
+        except ValueError as exc:
+            raise AdminError(400, f"'since': {exc}") from None
+    limits = gateway.settings.limits
+    start = _query_int(request, "startIndex", 1, 1)
+    count = min(_query_int(request, "count", limits.default_count, 0), limits.max_results)
+    user = params.get("user") or None
+    page = await _run(
+        lambda: list_audit(
+            gateway.db, slug, user_id=user, since=since, start_index=start, count=count
+        )
+    )
+    return _json(page.to_dict())
+
+
+async def _redeliver(request: Request, gateway: Gateway) -> Response:
+    slug = _slug(request)
+    body = validate_body(await _read_json(request, gateway), "EventRedeliver")
+    event_id: str | None = body.get("event_id")
+    dead = bool(body.get("dead"))
+    if (event_id is None) == (not dead):
+        raise AdminError(422, 'Send either {"event_id": "<id>"} or {"dead": true}.')
+    count = await _run(lambda: redeliver(gateway.db, slug, event_id=event_id, dead=dead))
+    log.info("admin API: queued %d webhook delivery(ies) again for team %s", count, slug)
+    return _json({"team": slug, "redelivered": count})
+
+
 # --- routing -----------------------------------------------------------------------------
 
 
@@ -573,6 +622,8 @@ def routes_for_admin() -> list[BaseRoute]:
         ("/teams/{slug}/keys", _create_key, "POST"),
         ("/teams/{slug}/keys/{key_id}/revoke", _revoke_key, "POST"),
         ("/teams/{slug}/keys/{key_id}/regenerate", _regenerate_key, "POST"),
+        ("/teams/{slug}/audit", _audit, "GET"),
+        ("/teams/{slug}/events/redeliver", _redeliver, "POST"),
     ]
     routes = [Route("/openapi.json", _endpoint(_openapi, public=True), methods=["GET"])]
     routes += [

@@ -15,10 +15,12 @@ from plugins import Adapter, Inbound, Outbound, ProvisioningEvent
 
 from ..auth import Principal
 from ..config import LimitSettings
+from ..forwarded import public_origin
 from ..http import ScimResponse, query_param, read_json
 from ..policy import TeamPolicy
+from ..ratelimit import enforce_rate_limits
 from ..scim.errors import InvalidFilter, InvalidValue
-from ..scim.filter import AttrPath, parse_filter
+from ..scim.filter import AttrPath, check_storable, parse_filter
 from ..scim.schemas import LIST_RESPONSE, ResourceType
 from ..store.common import ListQuery, Page
 from ..store.db import Database
@@ -144,12 +146,15 @@ def base_url(request: Request, gateway: Gateway) -> str:
     configured = gateway.settings.server.base_url
     if configured:
         return configured.rstrip("/") + "/scim/v2"
-    return f"{request.url.scheme}://{request.url.netloc}/scim/v2"
+    scheme, netloc = public_origin(request, gateway.settings.server.trusted_proxies)
+    return f"{scheme}://{netloc}/scim/v2"
 
 
 async def context(request: Request) -> Ctx:
     gateway: Gateway = request.app.state.gateway
     principal = await gateway.authenticate(request)
+    request.state.principal = principal  # labels the access log line and the metrics
+    await enforce_rate_limits(gateway, principal)
     return Ctx(
         gateway,
         principal,
@@ -170,20 +175,30 @@ def request_id(request: Request) -> str:
 
 
 async def body(request: Request, ctx: Ctx) -> Any:
+    limits = ctx.limits
     return await read_json(
-        request, max_bytes=ctx.limits.max_body_bytes, max_depth=ctx.limits.max_json_depth
+        request,
+        max_bytes=limits.max_body_bytes,
+        max_depth=limits.max_json_depth,
+        max_string_length=limits.max_string_length,
     )
+
+
+MAX_START_INDEX = 2**31 - 1
+"""A larger ``startIndex`` is read as this one: a page past every result either way,
+and a number every database and JSON encoder can hold."""
 
 
 def _int(name: str, raw: Any, default: int) -> int:
     if raw is None or raw == "":
         return default
+    shown = repr(raw) if len(repr(raw)) <= 40 else repr(raw)[:37] + "..."
     if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
-        raise InvalidValue(f"'{name}' must be an integer, not {raw!r}.")
+        raise InvalidValue(f"'{name}' must be an integer, not {shown}.")
     try:
         return int(raw)
     except (TypeError, ValueError, OverflowError):
-        raise InvalidValue(f"'{name}' must be an integer, not {raw!r}.") from None
+        raise InvalidValue(f"'{name}' must be an integer, not {shown}.") from None
 
 
 def parse_sort_by(text: str | None) -> AttrPath | None:
@@ -204,8 +219,14 @@ def list_query(ctx: Ctx, params: dict[str, Any]) -> ListQuery:
     if text is not None:
         if not isinstance(text, str):
             raise InvalidFilter("'filter' must be a string.")
-        node = parse_filter(text, max_length=limits.max_filter_length)
-    start = max(1, _int("startIndex", params.get("startIndex"), 1))
+        node = parse_filter(
+            text,
+            max_length=limits.max_filter_length,
+            max_depth=limits.max_filter_depth,
+            max_terms=limits.max_filter_terms,
+        )
+        check_storable(node)
+    start = min(max(1, _int("startIndex", params.get("startIndex"), 1)), MAX_START_INDEX)
     count = _int("count", params.get("count"), limits.default_count)
     count = min(max(0, count), limits.max_results)
     order = params.get("sortOrder")

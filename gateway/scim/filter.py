@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeAlias
 
-from .errors import InvalidFilter, InvalidPath
+from .errors import InvalidFilter, InvalidPath, ScimError
 
 __all__ = [
     "COMPARE_OPS",
@@ -53,10 +53,12 @@ __all__ = [
     "PatchPath",
     "Present",
     "ValuePath",
+    "check_storable",
     "matches",
     "parse_filter",
     "parse_path",
     "to_string",
+    "unstorable",
 ]
 
 COMPARE_OPS = frozenset({"eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le"})
@@ -503,6 +505,40 @@ class _Parser:
         if self.pos < self.n:
             raise self.error(f"unexpected {_show(text, self.pos)} in path")
         return PatchPath(attr, node, sub)
+
+
+def unstorable(text: str) -> str | None:
+    """What in ``text`` no database can store, or ``None``: a NUL character (PostgreSQL
+    refuses it in text) or a lone surrogate, which is not a character and has no UTF-8
+    encoding (``"\\ud800"`` in a string literal, say). Both are valid in a filter's
+    JSON string; a filter that compares with them cannot be run."""
+    if "\x00" in text:
+        return "a NUL character (\\u0000)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "a lone surrogate (half of a \\uD800-\\uDFFF pair)"
+    return None
+
+
+def check_storable(node: Node, error: type[ScimError] = InvalidFilter) -> None:
+    """Raise ``error`` when a string ``node`` compares with is :func:`unstorable`."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, And | Or):
+            stack += (current.left, current.right)
+        elif isinstance(current, Not):
+            stack.append(current.expr)
+        elif isinstance(current, ValuePath):
+            stack.append(current.filter)
+        elif isinstance(current, Compare) and isinstance(current.value, str):
+            problem = unstorable(current.value)
+            if problem is not None:
+                raise error(
+                    f"The filter compares '{current.path}' with a string that holds {problem}; "
+                    "no text attribute can hold that."
+                )
 
 
 def parse_filter(

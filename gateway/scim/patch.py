@@ -44,10 +44,10 @@ from .errors import (
     InvalidValue,
     Mutability,
     NoTarget,
+    PayloadTooLarge,
     ScimError,
-    TooMany,
 )
-from .filter import AttrPath, Node, PatchPath, matches, parse_path
+from .filter import AttrPath, Node, PatchPath, check_storable, matches, parse_path
 from .resource import DROPPED_ON_INPUT
 from .schemas import GROUP, GROUP_SCHEMA, PATCH_OP, Attribute, ResourceType, Schema
 
@@ -180,7 +180,7 @@ def parse_patch_request(body: Any, *, max_operations: int = 1000) -> list[PatchO
     """Check a PATCH request body (RFC 7644 §3.5.2) and parse its operations.
 
     Raises ``invalidSyntax`` for a body that is not a ``PatchOp`` message or an
-    operation that is not an object with a known ``op``, ``tooMany`` for more than
+    operation that is not an object with a known ``op``, ``413`` for more than
     ``max_operations`` operations, ``invalidPath`` for a malformed ``path``,
     ``noTarget`` for a ``remove`` without a path (§3.5.2.2) and ``invalidValue`` for
     an ``add`` or ``replace`` without a value.
@@ -196,9 +196,11 @@ def parse_patch_request(body: Any, *, max_operations: int = 1000) -> list[PatchO
     if not isinstance(operations, list) or not operations:
         raise InvalidSyntax("A PATCH request needs 'Operations', a non-empty array.")
     if len(operations) > max_operations:
-        raise TooMany(
+        # 413 like a Bulk request over maxOperations (RFC 7644 §3.7.4): the request is
+        # larger than the server accepts. ``tooMany`` (§3.12) is about a filter's results.
+        raise PayloadTooLarge(
             f"The PATCH request has {len(operations)} operations; at most "
-            f"{max_operations} are allowed."
+            f"{max_operations} are allowed. Split it into several PATCH requests."
         )
     parsed: list[PatchOperation] = []
     for index, raw in enumerate(operations, 1):
@@ -226,6 +228,8 @@ def _parse_operation(index: int, raw: Any) -> PatchOperation:
     if raw_path is not None and not raw_path.strip():
         raw_path = None
     path = None if raw_path is None else parse_path(raw_path.strip())
+    if path is not None and path.filter is not None:
+        check_storable(path.filter, InvalidPath)
     has_value, value = _get(raw, "value")
     if op == "remove" and path is None:
         raise NoTarget(f"Operation {index} is a 'remove' without a 'path'.")

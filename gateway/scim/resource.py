@@ -9,7 +9,12 @@ resource type's schemas and returns a new dict in which:
   ``display``) are dropped, as RFC 7644 §3.5.1 tells a server to do;
 - ``password`` is dropped: the gateway is SSO-only and never stores one;
 - attributes no schema defines are kept as sent, so nothing is silently lost;
-- required attributes are present, else ``invalidValue``.
+- required attributes are present, else ``invalidValue``;
+- an attribute given twice under spellings that differ only in case (``userName``
+  and ``USERNAME``) is ``invalidSyntax``: names are case-insensitive (RFC 7643 §2.1),
+  so it is a repeated key, which the gateway refuses rather than pick one;
+- values fit the database columns they go to (:data:`COLUMN_LENGTHS`), else
+  ``invalidValue`` naming the attribute, before the database would refuse them.
 """
 
 from __future__ import annotations
@@ -19,10 +24,23 @@ from typing import Any
 from .errors import InvalidSyntax, InvalidValue
 from .schemas import Attribute, ResourceType, Schema
 
-__all__ = ["DROPPED_ON_INPUT", "canonicalize", "check_required"]
+__all__ = [
+    "COLUMN_LENGTHS",
+    "DROPPED_ON_INPUT",
+    "VALUE_TYPE_LENGTH",
+    "canonicalize",
+    "check_required",
+]
 
 DROPPED_ON_INPUT = frozenset({"password"})
 _SKIP_TOP = frozenset({"schemas", "id", "meta"})
+
+COLUMN_LENGTHS = {"userName": 512, "externalId": 512}
+"""The longest value, in characters, of attributes stored in a column of bounded
+length (``gateway/store/tables.py``); ``userName`` also case-folded (``ß`` folds to
+``ss``), as its case-insensitive twin column holds it."""
+VALUE_TYPE_LENGTH = 64
+"""The longest ``type`` of a value of a multi-valued attribute (``emails``, ...)."""
 
 
 def _type_ok(attr: Attribute, value: Any) -> bool:
@@ -66,16 +84,39 @@ def _json_type(value: Any) -> str:
     return "null"
 
 
+def _once(seen: dict[str, str], name: str, key: str, where: str) -> None:
+    """Note that ``key`` spells ``name``; refuse a second spelling of it."""
+    first = seen.setdefault(name.lower(), key)
+    if first != key:
+        raise InvalidSyntax(
+            f"'{where}' is given twice, as {first!r} and {key!r}; attribute names are "
+            "case-insensitive (RFC 7643 §2.1), so send it once."
+        )
+
+
 def _canonical_complex(attr: Attribute, value: dict[str, Any], where: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    seen: dict[str, str] = {}
     for key, sub_value in value.items():
         sub = attr.sub(key)
         if sub is None:
             out[key] = sub_value
             continue
+        _once(seen, sub.name, key, f"{where}.{sub.name}")
         if sub.mutability == "readOnly" or sub_value is None:
             continue
-        out[sub.name] = _check_value(sub, sub_value, f"{where}.{sub.name}")
+        checked = _check_value(sub, sub_value, f"{where}.{sub.name}")
+        if (
+            attr.multi_valued
+            and sub.name == "type"
+            and isinstance(checked, str)
+            and len(checked) > VALUE_TYPE_LENGTH
+        ):
+            raise InvalidValue(
+                f"'{where}.type' is {len(checked)} characters long; the limit is "
+                f"{VALUE_TYPE_LENGTH}."
+            )
+        out[sub.name] = checked
     return out
 
 
@@ -99,6 +140,7 @@ def _canonical_attribute(attr: Attribute, value: Any) -> Any:
 
 def _canonical_schema_part(schema: Schema, data: dict[str, Any], *, top: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    seen: dict[str, str] = {}
     for key, value in data.items():
         if key.lower() in DROPPED_ON_INPUT:
             continue
@@ -106,6 +148,7 @@ def _canonical_schema_part(schema: Schema, data: dict[str, Any], *, top: bool) -
         if attr is None:
             out[key] = value
             continue
+        _once(seen, attr.name, key, attr.name)
         if attr.mutability == "readOnly":
             continue
         canonical = _canonical_attribute(attr, value)
@@ -121,12 +164,14 @@ def canonicalize(rt: ResourceType, body: Any) -> dict[str, Any]:
     extension_by_urn = {schema.id.lower(): schema for schema, _ in rt.extensions}
     core: dict[str, Any] = {}
     extensions: dict[str, dict[str, Any]] = {}
+    seen: dict[str, str] = {}
     for key, value in body.items():
         lower = key.lower()
         if lower in _SKIP_TOP:
             continue
         if lower in extension_by_urn:
             ext = extension_by_urn[lower]
+            _once(seen, ext.id, key, ext.id)
             if value is None:
                 continue
             if not isinstance(value, dict):
@@ -136,6 +181,7 @@ def canonicalize(rt: ResourceType, body: Any) -> dict[str, Any]:
                 extensions[ext.id] = part
             continue
         if lower == "externalid":
+            _once(seen, "externalId", key, "externalId")
             if value is not None and not isinstance(value, str):
                 raise InvalidValue("'externalId' must be a string.")
             if value is not None:
@@ -143,10 +189,24 @@ def canonicalize(rt: ResourceType, body: Any) -> dict[str, Any]:
             continue
         core[key] = value
     out = _canonical_schema_part(rt.schema, core, top=True)
+    _check_column_lengths(out)
     out.update(extensions)
     schemas = [rt.schema.id] + [urn for urn in extensions]
     schemas += [k for k in out if k.lower().startswith("urn:") and k not in schemas]
     return {"schemas": schemas, **out}
+
+
+def _check_column_lengths(resource: dict[str, Any]) -> None:
+    for name, limit in COLUMN_LENGTHS.items():
+        value = resource.get(name)
+        if not isinstance(value, str):
+            continue
+        length = max(len(value), len(value.casefold())) if name == "userName" else len(value)
+        if length > limit:
+            folded = " once case-folded" if len(value) <= limit else ""
+            raise InvalidValue(
+                f"'{name}' is {length} characters long{folded}; the limit is {limit}."
+            )
 
 
 def check_required(rt: ResourceType, resource: dict[str, Any]) -> None:

@@ -1,15 +1,16 @@
-"""Create the schema and the teams a process needs before it serves requests."""
+"""Migrate the schema and create the teams a process needs before it serves requests."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import IntegrityError
 
 from .common import utcnow
 from .db import Database
-from .tables import GatewaySetting, Team, metadata
+from .migrate import upgrade
+from .tables import GatewaySetting, Team
 
 __all__ = ["ensure_team", "prepare_database"]
 
@@ -18,15 +19,10 @@ settings_table = GatewaySetting.__table__  # type: ignore[attr-defined]
 
 
 def prepare_database(db: Database) -> None:
-    """Create missing tables. Safe when several processes start at once."""
-    for attempt in range(3):
-        try:
-            metadata.create_all(db.engine, checkfirst=True)
-            return
-        except (IntegrityError, OperationalError, ProgrammingError):
-            # Another process created the same table between our check and create.
-            if attempt == 2:
-                raise
+    """Bring the schema to this version's head (``upgrade head``): the tables of a new
+    database, the new migrations of an older one. Safe when several processes start
+    at once (see :mod:`gateway.store.migrate`)."""
+    upgrade(db)
 
 
 def ensure_team(db: Database, slug: str, name: str | None = None) -> int:

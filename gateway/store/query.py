@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 
 from ..scim.errors import InvalidFilter, InvalidValue
-from ..scim.filter import And, AttrPath, Compare, Node, Not, Or, Present, ValuePath
+from ..scim.filter import And, AttrPath, Compare, Node, Not, Or, Present, ValuePath, unstorable
 from ..scim.schemas import GROUP, USER, Attribute, ResourceType
 from .mapping import USER_COLUMNS, USER_MULTI_VALUED, VALUE_COLUMNS
 from .tables import Group, Membership, User, UserValue
@@ -65,7 +65,10 @@ def parse_datetime(text: str) -> datetime:
         raise InvalidFilter(f"{text!r} is not an RFC 3339 dateTime.") from exc
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is in the year 0 in UTC
+        raise InvalidFilter(f"{text!r} is outside the years 1 to 9999 in UTC.") from None
 
 
 def _escape_like(text: str) -> str:
@@ -99,6 +102,9 @@ def _compare(col: Col, op: str, value: Any, attr: Attribute, *, folded: Col | No
             raise InvalidFilter(f"'{attr.name}' is a number: compare it with a number.")
     elif not isinstance(value, str):
         raise InvalidFilter(f"'{attr.name}' is a string: compare it with a quoted string.")
+    elif (problem := unstorable(value)) is not None:
+        # Bound as a parameter, it would fail in the driver or the database.
+        raise InvalidFilter(f"'{attr.name}' cannot hold {problem}.")
     elif not attr.case_exact:
         if folded is not None:
             col, value = folded, value.casefold()

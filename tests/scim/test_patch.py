@@ -13,8 +13,8 @@ from gateway.scim.errors import (
     InvalidValue,
     Mutability,
     NoTarget,
+    PayloadTooLarge,
     ScimError,
-    TooMany,
 )
 from gateway.scim.filter import AttrPath, Compare, PatchPath
 from gateway.scim.patch import (
@@ -162,7 +162,7 @@ class TestParse:
     def test_too_many_operations(self) -> None:
         ops = [{"op": "add", "path": "nickName", "value": str(i)} for i in range(3)]
         assert len(parse_patch_request(request(*ops), max_operations=3)) == 3
-        with pytest.raises(TooMany):
+        with pytest.raises(PayloadTooLarge):
             parse_patch_request(request(*ops), max_operations=2)
 
     def test_remove_without_path_is_no_target(self) -> None:

@@ -1,0 +1,367 @@
+"""The audit log: every provisioning change of a team, as an operator reads it back.
+
+:func:`record_audit` is one of the gateway's recorders: it runs inside the
+transaction of the write that made the changes, so a change and its record commit
+together or not at all. Each record says when, which key (id and name) through
+which adapter, the request id, the change in words ("deactivated user
+alice@example.com"), the resource, and what changed, with the values of sensitive
+attributes (passwords, secrets, tokens, certificates) redacted and anything
+shaped like a SCIM API key masked.
+
+Records are kept ``[audit] retention_days`` days; :func:`purge_audit` deletes older
+ones (at startup and hourly, by the delivery worker).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select
+
+from plugins import ProvisioningEvent
+
+from .keys import redact
+from .scim.schemas import GROUP, USER, Attribute
+from .store.db import Database
+from .store.query import groups, users
+from .store.tables import AuditRecord, Team
+from .teams import TeamError
+
+__all__ = [
+    "REDACTED",
+    "AuditPage",
+    "AuditRecordInfo",
+    "describe",
+    "list_audit",
+    "parse_since",
+    "purge_audit",
+    "record_audit",
+    "redact_changes",
+]
+
+audit_records = AuditRecord.__table__  # type: ignore[attr-defined]
+teams = Team.__table__  # type: ignore[attr-defined]
+
+REDACTED = "[redacted]"
+
+_SENSITIVE_WORDS = re.compile(r"password|passwd|secret|token|credential|x509certificates", re.I)
+
+
+def _never_returned(attributes: Iterable[Attribute]) -> set[str]:
+    names: set[str] = set()
+    for attr in attributes:
+        if attr.returned == "never":
+            names.add(attr.name.lower())
+        names |= _never_returned(attr.sub_attributes)
+    return names
+
+
+_NEVER_RETURNED = frozenset(
+    name
+    for rt in (USER, GROUP)
+    for schema in (rt.schema, *(ext for ext, _required in rt.extensions))
+    for name in _never_returned(schema.attributes)
+)
+
+
+def is_sensitive(name: str) -> bool:
+    """Whether values of the attribute ``name`` are kept out of records."""
+    short = name.rsplit(":", 1)[-1].rsplit(".", 1)[-1].lower()
+    return short in _NEVER_RETURNED or _SENSITIVE_WORDS.search(name) is not None
+
+
+def redact_changes(value: Any) -> Any:
+    """``value`` with sensitive attributes' values replaced and keys masked.
+
+    Only values are hidden: a list of attribute *names* (``{"attributes":
+    ["password"]}``) says that the password changed, which the record should say.
+    """
+    if isinstance(value, Mapping):
+        return {
+            str(k): REDACTED if is_sensitive(str(k)) else redact_changes(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact_changes(v) for v in value]
+    if isinstance(value, str):
+        return redact(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return redact(str(value))
+
+
+# --- describing a change in words ------------------------------------------------------
+
+
+def _user_name(conn: Connection, team_pk: int, user_id: str) -> str | None:
+    stmt = select(users.c.user_name).where(users.c.team_pk == team_pk, users.c.id == user_id)
+    name: str | None = conn.execute(stmt).scalar()
+    return name
+
+
+def _group_name(conn: Connection, team_pk: int, group_id: str) -> str | None:
+    stmt = select(groups.c.display_name).where(groups.c.team_pk == team_pk, groups.c.id == group_id)
+    name: str | None = conn.execute(stmt).scalar()
+    return name
+
+
+def resource_display(conn: Connection, team_pk: int, event: ProvisioningEvent) -> str | None:
+    """The resource's name: the event's, else looked up in the write's transaction."""
+    if event.display:
+        return event.display
+    if event.resource_type == "User":
+        return _user_name(conn, team_pk, event.resource_id)
+    if event.resource_type == "Group":
+        return _group_name(conn, team_pk, event.resource_id)
+    return None
+
+
+def _member(conn: Connection, team_pk: int, changes: Mapping[str, Any]) -> str:
+    member_id = str(changes.get("member", ""))
+    if changes.get("member_type") == "Group":
+        return f"group {_group_name(conn, team_pk, member_id) or member_id}"
+    return f"user {_user_name(conn, team_pk, member_id) or member_id}"
+
+
+def _pair(value: Any) -> tuple[Any, Any]:
+    """``[old, new]`` as a pair (``None`` for what is missing)."""
+    items = list(value) if isinstance(value, list | tuple) else []
+    return (items[0] if items else None, items[1] if len(items) > 1 else None)
+
+
+def _names(value: Any) -> str:
+    return ", ".join(str(v) for v in value) if isinstance(value, list | tuple) else ""
+
+
+def describe(conn: Connection, team_pk: int, event: ProvisioningEvent, display: str | None) -> str:
+    """The change in words, e.g. ``added user bob@example.com to group Admins``."""
+    changes = event.changes
+    noun = event.resource_type.lower()
+    name = display or event.resource_id
+    kind = event.kind
+    if kind in ("member.added", "member.removed"):
+        verb, prep = ("added", "to") if kind == "member.added" else ("removed", "from")
+        return f"{verb} {_member(conn, team_pk, changes)} {prep} group {name}"
+    if kind == "group.renamed":
+        old, new = _pair(changes.get("displayName"))
+        return f"renamed group {old} to {new}"
+    if kind == "role.changed":
+        old, new = _pair(changes.get("role"))
+        return f"changed the role of user {name} from {old or 'none'} to {new or 'none'}"
+    verb = kind.split(".", 1)[-1]
+    text = f"{verb} {noun} {name}"
+    if kind.endswith(".updated") and _names(changes.get("attributes")):
+        text += f" ({_names(changes.get('attributes'))})"
+    if kind == "user.deleted" and changes.get("tombstone"):
+        text += " (kept as a tombstone)"
+    if changes.get("restored_from"):
+        text += f" (restored from {changes['restored_from']})"
+    if changes.get("reason"):
+        text += f" ({changes['reason']})"
+    return text
+
+
+def _subject_user(event: ProvisioningEvent) -> str | None:
+    if event.resource_type == "User":
+        return event.resource_id
+    if event.kind.startswith("member.") and event.changes.get("member_type", "User") == "User":
+        member = event.changes.get("member")
+        return str(member) if member else None
+    return None
+
+
+def team_pk_of(conn: Connection, slug: str) -> int:
+    pk: int | None = conn.execute(select(teams.c.pk).where(teams.c.slug == slug)).scalar()
+    if pk is None:
+        raise TeamError(f"No team {slug!r}.", status=404)
+    return pk
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def audit_rows(conn: Connection, events: list[ProvisioningEvent]) -> list[dict[str, Any]]:
+    """The audit records of one write's events (the write's own connection)."""
+    pks: dict[str, int] = {}
+    rows = []
+    for event in events:
+        team_pk = pks.get(event.team)
+        if team_pk is None:
+            team_pk = pks[event.team] = team_pk_of(conn, event.team)
+        display = resource_display(conn, team_pk, event)
+        rows.append(
+            {
+                "team_pk": team_pk,
+                "occurred_at": _utc(event.occurred_at),
+                "kind": event.kind,
+                "action": redact(describe(conn, team_pk, event, display)),
+                "resource_type": event.resource_type,
+                "resource_id": event.resource_id,
+                "resource_display": redact(display) if display else None,
+                "user_id": _subject_user(event),
+                "changes": redact_changes(dict(event.changes)),
+                "key_id": event.key_id,
+                "key_name": event.key_name,
+                "adapter": event.adapter,
+                "request_id": event.request_id,
+            }
+        )
+    return rows
+
+
+def record_audit(conn: Connection, events: list[ProvisioningEvent]) -> None:
+    """The recorder: store the events' audit records in the write's transaction."""
+    rows = audit_rows(conn, events)
+    if rows:
+        conn.execute(insert(audit_records), rows)
+
+
+def purge_audit(db: Database, retention_days: int, *, now: datetime | None = None) -> int:
+    """Delete records older than the retention period; returns how many."""
+    cutoff = _utc(now or datetime.now(UTC)) - timedelta(days=retention_days)
+
+    def work(conn: Connection) -> int:
+        result = conn.execute(delete(audit_records).where(audit_records.c.occurred_at < cutoff))
+        return int(result.rowcount or 0)
+
+    return db.call(work, write=True)
+
+
+# --- reading it back -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecordInfo:
+    id: int
+    team: str
+    occurred_at: datetime
+    kind: str
+    action: str
+    resource_type: str
+    resource_id: str
+    resource_display: str | None
+    user_id: str | None
+    changes: dict[str, Any]
+    key_id: str | None
+    key_name: str | None
+    adapter: str | None
+    request_id: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "team": self.team,
+            "occurred_at": self.occurred_at.isoformat().replace("+00:00", "Z"),
+            "kind": self.kind,
+            "action": self.action,
+            "resource": {
+                "type": self.resource_type,
+                "id": self.resource_id,
+                "display": self.resource_display,
+            },
+            "user_id": self.user_id,
+            "changes": self.changes,
+            "key": {"id": self.key_id, "name": self.key_name},
+            "adapter": self.adapter,
+            "request_id": self.request_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    total: int
+    start_index: int
+    records: list[AuditRecordInfo]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "totalResults": self.total,
+            "startIndex": self.start_index,
+            "itemsPerPage": len(self.records),
+            "records": [r.to_dict() for r in self.records],
+        }
+
+
+def list_audit(
+    db: Database,
+    slug: str,
+    *,
+    user_id: str | None = None,
+    since: datetime | None = None,
+    start_index: int = 1,
+    count: int = 100,
+) -> AuditPage:
+    """A page of the team's records, newest first (``start_index`` is 1-based)."""
+    start_index = max(1, start_index)
+    count = max(0, count)
+
+    def work(conn: Connection) -> AuditPage:
+        row = conn.execute(select(teams.c.pk).where(teams.c.slug == slug)).first()
+        if row is None:
+            raise TeamError(
+                f"No team {slug!r}. Create it with: scim-gateway teams create {slug}", status=404
+            )
+        where = [audit_records.c.team_pk == row.pk]
+        if user_id is not None:
+            where.append(audit_records.c.user_id == user_id)
+        if since is not None:
+            where.append(audit_records.c.occurred_at >= _utc(since))
+        total = conn.execute(
+            select(func.count()).select_from(audit_records).where(*where)
+        ).scalar_one()
+        rows = conn.execute(
+            select(audit_records)
+            .where(*where)
+            .order_by(audit_records.c.pk.desc())
+            .offset(start_index - 1)
+            .limit(count)
+        ).all()
+        records = [
+            AuditRecordInfo(
+                id=r.pk,
+                team=slug,
+                occurred_at=_utc(r.occurred_at),
+                kind=r.kind,
+                action=r.action,
+                resource_type=r.resource_type,
+                resource_id=r.resource_id,
+                resource_display=r.resource_display,
+                user_id=r.user_id,
+                changes=dict(r.changes or {}),
+                key_id=r.key_id,
+                key_name=r.key_name,
+                adapter=r.adapter,
+                request_id=r.request_id,
+            )
+            for r in rows
+        ]
+        return AuditPage(int(total), start_index, records)
+
+    return db.call(work)
+
+
+_RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_since(text: str, *, now: datetime | None = None) -> datetime:
+    """``2024-05-01``, ``2024-05-01T12:00:00Z`` (UTC unless a zone is given), or a
+    duration back from now: ``90m``, ``12h``, ``7d``, ``2w``."""
+    text = text.strip()
+    match = _RELATIVE.match(text.lower())
+    if match is not None:
+        delta = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        return (now or datetime.now(UTC)) - delta
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a time: use an ISO 8601 date or time (2024-05-01, "
+            "2024-05-01T12:00:00Z) or a duration back from now (90m, 12h, 7d, 2w)."
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

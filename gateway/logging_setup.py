@@ -1,0 +1,266 @@
+"""Logging: one JSON object per line (or plain text), with secrets scrubbed.
+
+``scim-gateway serve`` installs one handler on the root logger, writing to
+stderr, through :func:`dict_config` (uvicorn applies it in every worker process).
+Two filters sit on that handler, so they see every record of every library:
+
+- :class:`RequestContextFilter` adds the current request's ``request_id``,
+  ``team``, ``key_id`` and ``adapter`` to records logged while it is served;
+- :class:`ScrubFilter` removes secrets: anything shaped like a SCIM API key
+  (:func:`gateway.keys.redact`), ``Bearer``/``Basic`` credentials and
+  ``Authorization`` header values in the message, the exception text and every
+  string attribute; attributes whose name marks them sensitive (``password``,
+  ``client_secret``, ``token``, ``authorization``, ... see :func:`is_sensitive`)
+  are replaced by ``[redacted]`` whatever their value, in nested mappings too.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+import sys
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from .keys import redact
+
+__all__ = [
+    "FORMATS",
+    "LEVELS",
+    "REDACTED",
+    "JsonFormatter",
+    "RequestContextFilter",
+    "ScrubFilter",
+    "TextFormatter",
+    "configure",
+    "dict_config",
+    "is_sensitive",
+    "mark_sensitive",
+    "request_fields",
+    "scrub",
+]
+
+LEVELS = ("critical", "error", "warning", "info", "debug")
+FORMATS = ("json", "text")
+REDACTED = "[redacted]"
+
+request_fields: ContextVar[Callable[[], Mapping[str, Any]] | None] = ContextVar(
+    "scim_gateway_request_fields", default=None
+)
+"""While a request is served: a function giving the fields every record of it carries."""
+
+_SENSITIVE_WORDS = re.compile(
+    r"password|passwd|secret|token|credential|authorization|cookie|api_?key|private_?key", re.I
+)
+_SENSITIVE_NAMES: set[str] = set()
+
+# Cheap first look: most text holds none of these, and is returned as it is.
+_MAYBE_SECRET = re.compile(r"(?i)scimgw_|bearer|basic|authorization")
+_CREDENTIAL_RE = re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{6,}")
+_AUTH_HEADER_RE = re.compile(r"(?i)\b((?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?)[^\r\n\"']+")
+
+# Attributes every LogRecord has (everything else came through ``extra``), and
+# uvicorn's copy of its message with terminal colours.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
+
+
+def mark_sensitive(*names: str) -> None:
+    """Declare more record attribute names whose values are never logged."""
+    _SENSITIVE_NAMES.update(name.lower() for name in names)
+    is_sensitive.cache_clear()
+
+
+@functools.lru_cache(maxsize=4096)
+def is_sensitive(name: str) -> bool:
+    """Whether a record attribute (or mapping key) of this name holds a secret: its
+    name says password, secret, token, credential, authorization, cookie, API key or
+    private key, or it was declared with :func:`mark_sensitive`."""
+    return name.lower() in _SENSITIVE_NAMES or _SENSITIVE_WORDS.search(name) is not None
+
+
+def scrub(text: str) -> str:
+    """``text`` without credentials: header values, bearer tokens, key-shaped strings."""
+    if not _MAYBE_SECRET.search(text):
+        return text
+    text = _AUTH_HEADER_RE.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _CREDENTIAL_RE.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
+    return redact(text)
+
+
+def _scrub_value(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, str):
+        return scrub(value)
+    if depth > 5:
+        return value
+    if isinstance(value, Mapping):
+        return {
+            k: REDACTED if isinstance(k, str) and is_sensitive(k) else _scrub_value(v, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_scrub_value(v, depth + 1) for v in value]
+    return value
+
+
+class ScrubFilter(logging.Filter):
+    """Removes secrets from a record before any formatter sees it (see the module doc)."""
+
+    _formatter = logging.Formatter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: keep what can be shown
+            message = f"{record.msg!s} {record.args!r}"
+        record.msg = scrub(message)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self._formatter.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = scrub(record.exc_text)
+        if record.stack_info:
+            record.stack_info = scrub(record.stack_info)
+        attributes = vars(record)
+        for name in attributes.keys() - _STANDARD:
+            value = attributes[name]
+            attributes[name] = REDACTED if is_sensitive(name) else _scrub_value(value)
+        return True
+
+
+class RequestContextFilter(logging.Filter):
+    """Adds the fields of the request being served (request id, team, key, adapter)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        fields = request_fields.get()
+        if fields is not None:
+            for name, value in fields().items():
+                if not hasattr(record, name):
+                    setattr(record, name, value)
+        return True
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    moment = datetime.fromtimestamp(record.created, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: timestamp, level, logger, message, then the
+    record's own fields (request_id, team, status, ...) and any exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "timestamp": _timestamp(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name, value in vars(record).items():
+            if name not in _STANDARD and not name.startswith("_"):
+                entry[name] = value
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = record.stack_info
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    """``timestamp level logger [request id] message key=value ...`` for a terminal.
+
+    An access line's method, route, status and duration are already in its message."""
+
+    _IN_MESSAGE = frozenset({"method", "route", "status", "duration_ms"})
+
+    def format(self, record: logging.LogRecord) -> str:
+        extra = {
+            name: value
+            for name, value in vars(record).items()
+            if name not in _STANDARD and not name.startswith("_")
+        }
+        request_id = extra.pop("request_id", None)
+        if "route" in extra:
+            for name in self._IN_MESSAGE:
+                extra.pop(name, None)
+        parts = [_timestamp(record), record.levelname, record.name]
+        if request_id:
+            parts.append(f"[{request_id}]")
+        parts.append(record.getMessage())
+        parts.extend(f"{k}={v}" for k, v in extra.items() if v not in (None, ""))
+        line = " ".join(parts)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line += "\n" + record.exc_text
+        if record.stack_info:
+            line += "\n" + record.stack_info
+        return line
+
+
+_FORMATTERS: dict[str, type[logging.Formatter]] = {"json": JsonFormatter, "text": TextFormatter}
+
+
+def _check(level: str, fmt: str) -> None:
+    if level.lower() not in LEVELS:
+        raise ValueError(f"unknown log level {level!r}; use one of {', '.join(LEVELS)}")
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown log format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+def dict_config(level: str = "info", fmt: str = "json") -> dict[str, Any]:
+    """A :func:`logging.config.dictConfig` schema: every record, uvicorn's
+    included, goes through one scrubbed handler on stderr."""
+    _check(level, fmt)
+    name = level.upper()
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {
+            "request": {"()": f"{__name__}.RequestContextFilter"},
+            "scrub": {"()": f"{__name__}.ScrubFilter"},
+        },
+        "formatters": {fmt: {"()": f"{__name__}.{_FORMATTERS[fmt].__name__}"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+                "formatter": fmt,
+                "filters": ["request", "scrub"],
+            }
+        },
+        "root": {"level": name, "handlers": ["stderr"]},
+        # uvicorn's loggers hand their records to the root handler.
+        "loggers": {
+            logger: {"level": name, "handlers": [], "propagate": True}
+            for logger in ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+        },
+    }
+
+
+def configure(
+    level: str = "info", fmt: str = "json", *, stream: IO[str] | None = None
+) -> logging.Handler:
+    """Send every record to ``stream`` (stderr) through the scrubbing filters, in
+    ``fmt``; replaces the handlers the root logger had. Returns the handler."""
+    _check(level, fmt)
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(_FORMATTERS[fmt]())
+    handler.addFilter(RequestContextFilter())
+    handler.addFilter(ScrubFilter())
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    return handler
