@@ -144,9 +144,10 @@ class RateLimitSettings:
     burst: float = 2.0
     """Seconds' worth of requests allowed at once: a key may send ``per_key * burst``
     requests in a burst, then ``per_key`` a second."""
-    store: str = "database"
+    store: str = "auto"
     """Where the counts live: "database" (shared by every process), "redis" (shared,
-    cheaper) or "memory" (this process only)."""
+    cheaper), "memory" (this process only), or "auto": memory on SQLite (one process,
+    and no write per request), the database on PostgreSQL."""
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_password: SecretRef | None = None
 
@@ -477,9 +478,10 @@ def _check_logging(settings: Settings) -> None:
 def _check_rate_limits(settings: Settings) -> None:
     rate = settings.rate_limits
     where = f"{settings.source}: rate_limits"
-    if rate.store not in ("database", "redis", "memory"):
+    if rate.store not in ("auto", "database", "redis", "memory"):
         raise ConfigError(
-            f'{where}.store: {rate.store!r} is not a store; use "database", "redis" or "memory".'
+            f"{where}.store: {rate.store!r} is not a store; use "
+            '"auto", "database", "redis" or "memory".'
         )
     if rate.burst < 1:
         raise ConfigError(

@@ -169,6 +169,8 @@ def _check_duplicate_keys(body: bytes, keys: int) -> None:
         return
     try:
         json.loads(body, object_pairs_hook=_no_duplicates)
+    except ValueError:  # pragma: no cover - the fast parser accepted the body already
+        return
     except _DuplicateKey as exc:
         key = exc.key if len(exc.key) <= 60 else exc.key[:57] + "..."
         raise InvalidSyntax(

@@ -349,7 +349,9 @@ class RateLimiter:
         store: Store | None
         if not (settings.per_key or settings.per_team):
             store = None
-        elif settings.store == "memory":
+        elif settings.store == "memory" or (
+            settings.store == "auto" and gateway.db.dialect == "sqlite"
+        ):
             store = MemoryStore()
         elif settings.store == "redis":
             store = RedisStore(settings, gateway.db, source=gateway.settings.source)

@@ -18,7 +18,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from gateway.app import create_app
-from gateway.config import DatabaseSettings, Settings
+from gateway.config import DatabaseSettings, RateLimitSettings, Settings
 from tests.oidc_fixtures import oidc_provider, oidc_provider_server  # noqa: F401
 from tests.support import provision
 
@@ -74,7 +74,13 @@ def team_slug() -> str:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database=DatabaseSettings(url=database_url), source="<tests>")
+    # Rate limits are tested on their own (tests/test_rate_limits.py); elsewhere they
+    # would turn a fast test client into a flood of 429s.
+    return Settings(
+        database=DatabaseSettings(url=database_url),
+        rate_limits=RateLimitSettings(per_key=0, per_team=0),
+        source="<tests>",
+    )
 
 
 def make_client(

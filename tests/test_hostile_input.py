@@ -64,7 +64,7 @@ def raw_user(text: str) -> bytes:
 
 @pytest.fixture
 def seeded(client: TestClient) -> Iterator[tuple[TestClient, dict[str, Any], dict[str, Any]]]:
-    """The ``client`` with one user in one group, and a snapshot taken after."""
+    """The ``client``, with one user (who has an email) in one group."""
     user = new_user(client, "alice", emails=[{"value": "alice@example.com", "type": "work"}])
     group = new_group(client, "Staff", [user["id"]])
     yield client, user, group

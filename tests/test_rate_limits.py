@@ -198,8 +198,8 @@ def test_a_burst_of_up_to_burst_times_the_rate_passes_after_a_pause(
 def test_entra_25_requests_per_second_pass_with_the_defaults(settings: Settings) -> None:
     """Entra ID sends at most 25 requests per second per tenant: creates, reads and
     updates at that pace for 2 seconds all pass with the default limits."""
-    assert RateLimitSettings() == RateLimitSettings(per_key=50, per_team=100, store="database")
-    app = create_app(settings)
+    assert RateLimitSettings() == RateLimitSettings(per_key=50, per_team=100, store="auto")
+    app = create_app(settings.replace(rate_limits=RateLimitSettings()))
     with TestClient(app, base_url="http://testserver") as client:
         gateway: Gateway = app.state.gateway
         token = provision(gateway, "entra-" + uuid.uuid4().hex[:10])
@@ -325,7 +325,7 @@ def test_a_steady_pace_at_the_rate_is_never_refused(rate: int, count: int) -> No
 @pytest.mark.parametrize(
     ("text", "words"),
     [
-        ('store = "disk"', ["rate_limits.store: 'disk' is not a store; use \"database\""]),
+        ('store = "disk"', ["rate_limits.store: 'disk' is not a store; use \"auto\""]),
         ("burst = 0.5", ["rate_limits.burst", "use 1 or more"]),
         ("per_key = -1", ["rate_limits.per_key: must not be negative"]),
         ('per_team = "100"', ["rate_limits.per_team: expected an integer"]),

@@ -42,6 +42,7 @@ from gateway.config import (
     TeamSettings,
     TeamWebhooks,
     WebhookSettings,
+    load_settings,
 )
 from gateway.outbox import DeliveryInfo, claim, list_deliveries
 from gateway.sso import validate_saml
@@ -623,3 +624,60 @@ def test_a_slow_receiver_is_cut_off_at_the_timeout(receiver: Receiver) -> None:
     assert not outcome.ok
     assert outcome.error is not None and "0.2" in outcome.error
     assert elapsed < 0.9
+
+
+# --- configuration ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('urls = ["https://a.example/h"]', "teams.acme.webhooks.secret: missing"),
+        (
+            'urls = ["https://a.example/h"]\nsecret = "literal"',
+            "secrets are never written in the config file",
+        ),
+        ('urls = []\nsecret = { env = "S" }', "expected a non-empty list of URLs"),
+        ('urls = ["ftp://a.example/h"]\nsecret = { env = "S" }', "not an http:// or https://"),
+        ('urls = ["https:///h"]\nsecret = { env = "S" }', "URL with a host"),
+        ('url = ["https://a.example/h"]\nsecret = { env = "S" }', "webhooks.url: unknown key"),
+    ],
+    ids=["no-secret", "literal-secret", "no-urls", "scheme", "no-host", "unknown-key"],
+)
+def test_a_wrong_team_webhook_table_names_the_key_and_the_fix(
+    tmp_path: Path, table: str, message: str
+) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_text(f"[teams.acme.webhooks]\n{table}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(path)
+
+
+def test_webhook_settings_are_read_from_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_text(
+        "[webhooks]\nmax_attempts = 3\nbackoff_seconds = 1\ntimeout_seconds = 2.5\n"
+        "[audit]\nretention_days = 90\n"
+        "[teams.acme.webhooks]\n"
+        'urls = ["https://a.example/h", "https://b.example/h", "https://a.example/h"]\n'
+        'secret = { env = "ACME_WEBHOOK_SECRET" }\n',
+        encoding="utf-8",
+    )
+    settings = load_settings(path)
+    assert (settings.webhooks.max_attempts, settings.webhooks.backoff_seconds) == (3, 1.0)
+    assert settings.webhooks.timeout_seconds == 2.5
+    assert settings.audit.retention_days == 90
+    (team,) = settings.teams
+    assert team.webhooks == TeamWebhooks(
+        urls=("https://a.example/h", "https://b.example/h"),
+        secret=SecretRef(env="ACME_WEBHOOK_SECRET"),
+    )
+    for bad, message in (("-1.0", "must not be negative"), ('"fast"', "expected a number")):
+        path.write_text(f"[webhooks]\nbackoff_seconds = {bad}\n", encoding="utf-8")
+        with pytest.raises(ConfigError, match=message):
+            load_settings(path)
+
+
+def test_backoff_doubles_up_to_its_cap() -> None:
+    settings = WebhookSettings(backoff_seconds=5, max_backoff_seconds=60)
+    assert [outbox.backoff(settings, n) for n in range(1, 7)] == [5, 10, 20, 40, 60, 60]

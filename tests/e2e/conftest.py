@@ -146,9 +146,11 @@ def serve(
         _stop(process)
 
 
-def write_config(path: Path, *, database_url: str) -> Path:
+def write_config(path: Path, *, database_url: str, rate_limits: bool = False) -> Path:
+    """A config for a test gateway; rate limits off unless a test is about them."""
+    limits = "" if rate_limits else "\n[rate_limits]\nper_key = 0\nper_team = 0\n"
     path.write_text(
-        '[server]\nhost = "127.0.0.1"\n\n[database]\n' + f"url = {database_url!r}\n",
+        '[server]\nhost = "127.0.0.1"\n\n[database]\n' + f"url = {database_url!r}\n" + limits,
         encoding="utf-8",
     )
     return path
