@@ -15,12 +15,12 @@ ones (at startup and hourly, by the delivery worker).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import Connection, Row, delete, func, insert, select
 
 from plugins import ProvisioningEvent
 
@@ -299,6 +299,8 @@ def list_audit(
     """A page of the team's records, newest first (``start_index`` is 1-based)."""
     start_index = max(1, start_index)
     count = max(0, count)
+    if user_id is not None and "\x00" in user_id:
+        user_id = ""  # no id holds NUL (which PostgreSQL refuses in a query): no match
 
     def work(conn: Connection) -> AuditPage:
         row = conn.execute(select(teams.c.pk).where(teams.c.slug == slug)).first()
@@ -314,13 +316,15 @@ def list_audit(
         total = conn.execute(
             select(func.count()).select_from(audit_records).where(*where)
         ).scalar_one()
-        rows = conn.execute(
-            select(audit_records)
-            .where(*where)
-            .order_by(audit_records.c.pk.desc())
-            .offset(start_index - 1)
-            .limit(count)
-        ).all()
+        rows: Sequence[Row[Any]] = ()
+        if start_index <= total and count:  # (an offset past the end may not fit an integer)
+            rows = conn.execute(
+                select(audit_records)
+                .where(*where)
+                .order_by(audit_records.c.pk.desc())
+                .offset(start_index - 1)
+                .limit(count)
+            ).all()
         records = [
             AuditRecordInfo(
                 id=r.pk,
@@ -354,14 +358,14 @@ def parse_since(text: str, *, now: datetime | None = None) -> datetime:
     duration back from now: ``90m``, ``12h``, ``7d``, ``2w``."""
     text = text.strip()
     match = _RELATIVE.match(text.lower())
-    if match is not None:
-        delta = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-        return (now or datetime.now(UTC)) - delta
     try:
+        if match is not None:
+            delta = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+            return (now or datetime.now(UTC)) - delta
         value = datetime.fromisoformat(text)
-    except ValueError:
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
         raise ValueError(
             f"{text!r} is not a time: use an ISO 8601 date or time (2024-05-01, "
             "2024-05-01T12:00:00Z) or a duration back from now (90m, 12h, 7d, 2w)."
         ) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -15,6 +15,7 @@ from plugins import PluginError
 
 from .commands import add_commands, run_command
 from .config import ConfigError, Settings, load_settings
+from .store.migrate import MigrationError
 
 __all__ = ["build_parser", "effective_settings", "main"]
 
@@ -194,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"scim-gateway: configuration error: {exc}", file=sys.stderr)
         return 2
-    except (DatabaseUnavailable, PluginError) as exc:
+    except (DatabaseUnavailable, PluginError, MigrationError) as exc:
         print(f"scim-gateway: {exc}", file=sys.stderr)
         return 1
 

@@ -238,8 +238,9 @@ def admin_body_schemas() -> dict[str, dict[str, Any]]:
                     "pattern": _ONE_LINE,
                     "description": "The event's id (`Scim-Gateway-Event-Id`).",
                 },
-                "dead": {"type": "boolean"},
+                "dead": {"type": "boolean", "const": True},
             },
+            "oneOf": [{"required": ["event_id"]}, {"required": ["dead"]}],
             "additionalProperties": False,
         },
     }

@@ -69,10 +69,7 @@ def database_for(request: pytest.FixtureRequest, workdir: Path) -> str:
 def write_config(path: Path, *, database_url: str) -> Path:
     """A gateway config for load tests: rate limits off, as these clients exceed them
     on purpose (the limits have tests of their own)."""
-    write_gateway_config(path, database_url=database_url)
-    with path.open("a", encoding="utf-8") as out:
-        out.write("\n[rate_limits]\nper_key = 0\nper_team = 0\n")
-    return path
+    return write_gateway_config(path, database_url=database_url)  # limits off by default
 
 
 @dataclass

@@ -626,6 +626,25 @@ def test_a_slow_receiver_is_cut_off_at_the_timeout(receiver: Receiver) -> None:
     assert elapsed < 0.9
 
 
+def test_finished_events_are_purged_after_the_retention_period(
+    settings: Settings, receiver: Receiver, secret: str, slug: str
+) -> None:
+    with running(configured(settings, slug, [receiver.url], max_attempts=50), slug) as run:
+        receiver.rule = lambda request: 500 if "bob" in request.body.decode() else None
+        run.user("alice@example.com")
+        run.user("bob@example.com")
+        alice_event, bob_event = run.event_ids()
+        run.wait_for_state("delivered", 1)
+        db = run.gateway.db
+
+        assert outbox.purge_outbox(db, 30) == 0  # too recent
+        purged = outbox.purge_outbox(db, 30, now=outbox.utcnow() + timedelta(days=31))
+        assert purged >= 1
+        # Bob's event is still being retried: it stays, whatever its age.
+        assert run.event_ids() == [bob_event]
+        assert alice_event not in run.event_ids()
+
+
 # --- configuration ------------------------------------------------------------------------------
 
 
