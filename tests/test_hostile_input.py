@@ -508,3 +508,13 @@ def test_a_date_outside_the_calendar_in_utc_is_invalid_filter(
 ) -> None:
     response = client.get("/scim/v2/Users", params={"filter": text})
     assert "years 1 to 9999" in scim_error(response, 400, "invalidFilter")
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE"])
+@pytest.mark.parametrize("resource", ["Users", "Groups"])
+def test_a_nul_in_a_resource_id_is_404_on_every_database(
+    client: TestClient, method: str, resource: str
+) -> None:
+    response = client.request(method, f"/scim/v2/{resource}/a%00b", json={})
+    assert response.status_code == 404, response.text
+    assert response.json()["status"] == "404"

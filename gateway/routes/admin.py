@@ -68,6 +68,7 @@ from ..teams import (
     set_sso,
     sso_problem,
 )
+from .common import MAX_START_INDEX
 
 if TYPE_CHECKING:
     from ..app import Gateway
@@ -551,7 +552,7 @@ async def _audit(request: Request, gateway: Gateway) -> Response:
         except ValueError as exc:
             raise AdminError(400, f"'since': {exc}") from None
     limits = gateway.settings.limits
-    start = _query_int(request, "startIndex", 1, 1)
+    start = min(_query_int(request, "startIndex", 1, 1), MAX_START_INDEX)
     count = min(_query_int(request, "count", limits.default_count, 0), limits.max_results)
     user = params.get("user") or None
     page = await _run(

@@ -19,8 +19,8 @@ from ..forwarded import public_origin
 from ..http import ScimResponse, query_param, read_json
 from ..policy import TeamPolicy
 from ..ratelimit import enforce_rate_limits
-from ..scim.errors import InvalidFilter, InvalidValue
-from ..scim.filter import AttrPath, check_storable, parse_filter
+from ..scim.errors import InvalidFilter, InvalidValue, NotFound
+from ..scim.filter import AttrPath, check_storable, parse_filter, unstorable
 from ..scim.schemas import LIST_RESPONSE, ResourceType
 from ..store.common import ListQuery, Page
 from ..store.db import Database
@@ -154,6 +154,10 @@ async def context(request: Request) -> Ctx:
     gateway: Gateway = request.app.state.gateway
     principal = await gateway.authenticate(request)
     request.state.principal = principal  # labels the access log line and the metrics
+    resource_id = request.path_params.get("id")
+    if isinstance(resource_id, str) and unstorable(resource_id) is not None:
+        # No resource id holds a NUL or a lone surrogate; PostgreSQL cannot even compare one.
+        raise NotFound(f"No resource has the id {resource_id!r}.")
     await enforce_rate_limits(gateway, principal)
     return Ctx(
         gateway,
