@@ -507,7 +507,7 @@ def test_a_restart_while_the_receiver_is_failing_loses_nothing(
             time.sleep(0.02)
         # Then the receiver comes back, but answers slowly: the gateway stops while
         # a delivery is in flight.
-        receiver.delay = 1.0
+        receiver.delay = 3.0
         receiver.up()
         receiver.wait_until(lambda: len(receiver.snapshot()) >= 1, what="a request in flight")
     interrupted = receiver.snapshot()[0].event_id
@@ -565,7 +565,14 @@ def test_a_leased_delivery_cannot_be_claimed_by_another_gateway(
     """Claiming, step by step: a lease keeps a delivery (and the later events of its
     resource) from every other gateway until it expires."""
     receiver.down()  # nothing is delivered by the app's own worker meanwhile
-    settings = configured(settings, slug, [receiver.url], max_attempts=50, backoff_seconds=30)
+    settings = configured(
+        settings,
+        slug,
+        [receiver.url],
+        max_attempts=50,
+        backoff_seconds=30,
+        max_backoff_seconds=30,
+    )
     with running(settings, slug) as run:
         assert run.gateway.delivery is not None
         alice = run.user("alice@example.com")
