@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Row, delete, func, insert, select
 from plugins import ProvisioningEvent
 
 from .keys import redact
+from .logging_setup import is_sensitive as secret_named
 from .scim.schemas import GROUP, USER, Attribute
 from .store.db import Database
 from .store.query import groups, users
@@ -48,8 +49,6 @@ teams = Team.__table__  # type: ignore[attr-defined]
 
 REDACTED = "[redacted]"
 
-_SENSITIVE_WORDS = re.compile(r"password|passwd|secret|token|credential|x509certificates", re.I)
-
 
 def _never_returned(attributes: Iterable[Attribute]) -> set[str]:
     names: set[str] = set()
@@ -71,7 +70,7 @@ _NEVER_RETURNED = frozenset(
 def is_sensitive(name: str) -> bool:
     """Whether values of the attribute ``name`` are kept out of records."""
     short = name.rsplit(":", 1)[-1].rsplit(".", 1)[-1].lower()
-    return short in _NEVER_RETURNED or _SENSITIVE_WORDS.search(name) is not None
+    return short in _NEVER_RETURNED or short == "x509certificates" or secret_named(name)
 
 
 def redact_changes(value: Any) -> Any:

@@ -7,12 +7,11 @@ from collections.abc import Callable
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from .common import utcnow
 from .db import Database
 from .migrate import upgrade
 from .tables import GatewaySetting, Team
 
-__all__ = ["ensure_team", "prepare_database"]
+__all__ = ["prepare_database"]
 
 teams = Team.__table__  # type: ignore[attr-defined]
 settings_table = GatewaySetting.__table__  # type: ignore[attr-defined]
@@ -23,36 +22,6 @@ def prepare_database(db: Database) -> None:
     database, the new migrations of an older one. Safe when several processes start
     at once (see :mod:`gateway.store.migrate`)."""
     upgrade(db)
-
-
-def ensure_team(db: Database, slug: str, name: str | None = None) -> int:
-    """The ``pk`` of team ``slug``, created if it does not exist yet."""
-
-    def find() -> int | None:
-        with db.transaction(write=False) as conn:
-            return conn.execute(select(teams.c.pk).where(teams.c.slug == slug)).scalar()
-
-    existing = find()
-    if existing is not None:
-        return existing
-    try:
-        with db.transaction(write=True) as conn:
-            return int(
-                conn.execute(
-                    insert(teams).returning(teams.c.pk),
-                    {
-                        "slug": slug,
-                        "name": name or slug,
-                        "created": utcnow(),
-                        "scim_enabled": True,
-                        "default_adapter": "generic",
-                    },
-                ).scalar_one()
-            )
-    except IntegrityError:
-        found = find()
-        assert found is not None
-        return found
 
 
 def shared_secret(db: Database, name: str, generate: Callable[[], str]) -> str:

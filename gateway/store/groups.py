@@ -349,12 +349,6 @@ def delete_group(
     return row, member_users
 
 
-def reload_group(
-    conn: Connection, team_pk: int, group_id: str, *, base_url: str, projection: Projection | None
-) -> dict[str, Any]:
-    return get_group(conn, team_pk, group_id, base_url=base_url, projection=projection)
-
-
 def list_groups(
     conn: Connection, team_pk: int, query: ListQuery, *, base_url: str, projection: Projection
 ) -> Page:
