@@ -18,7 +18,7 @@ from starlette.routing import Mount, Route
 
 from plugins import Adapter, GatewayPlugins, ProvisioningEvent
 
-from .audit import purge_audit, record_audit
+from .audit import WRITE_TEAMS, purge_audit, record_audit
 from .auth import KeyAuthenticator, Principal, bearer_token, load_hasher
 from .config import Settings
 from .http import ScimResponse
@@ -96,11 +96,22 @@ class Gateway:
         """Register a function that stores a write's events inside its transaction."""
         self._recorders.append(recorder)
 
-    def record(self, conn: Connection, events: list[ProvisioningEvent]) -> None:
-        """Hand a write's events to every recorder, in the write's own transaction."""
-        if events:
+    def record(
+        self, conn: Connection, events: list[ProvisioningEvent], team: tuple[str, int] | None = None
+    ) -> None:
+        """Hand a write's events to every recorder, in the write's own transaction.
+
+        ``team`` is the (slug, pk) of the team that wrote, when the caller knows it:
+        recorders find it in ``conn.info`` instead of looking it up."""
+        if not events:
+            return
+        if team is not None:
+            conn.info[WRITE_TEAMS] = {team[0]: team[1]}
+        try:
             for recorder in self._recorders:
                 recorder(conn, events)
+        finally:
+            conn.info.pop(WRITE_TEAMS, None)
 
     def adapter_for(self, principal: Principal) -> Adapter:
         """The adapter bound to the caller's key (or its team's default)."""

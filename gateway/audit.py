@@ -28,6 +28,7 @@ from .keys import redact
 from .logging_setup import is_sensitive as secret_named
 from .scim.schemas import GROUP, USER, Attribute
 from .store.db import Database
+from .store.fast import Prepared
 from .store.query import groups, users
 from .store.tables import AuditRecord, Team
 from .teams import TeamError
@@ -48,6 +49,8 @@ audit_records = AuditRecord.__table__  # type: ignore[attr-defined]
 teams = Team.__table__  # type: ignore[attr-defined]
 
 REDACTED = "[redacted]"
+
+_INSERT_RECORD = Prepared(insert(audit_records))
 
 
 def _never_returned(attributes: Iterable[Attribute]) -> set[str]:
@@ -96,34 +99,70 @@ def redact_changes(value: Any) -> Any:
 # --- describing a change in words ------------------------------------------------------
 
 
-def _user_name(conn: Connection, team_pk: int, user_id: str) -> str | None:
-    stmt = select(users.c.user_name).where(users.c.team_pk == team_pk, users.c.id == user_id)
-    name: str | None = conn.execute(stmt).scalar()
-    return name
+WRITE_TEAMS = "scim_gateway.write_teams"
+"""``conn.info`` key under which the write being recorded names its team's pk by slug
+(see :meth:`gateway.app.Gateway.record`), sparing each recorder a lookup."""
+
+_MEMBER_KINDS = ("member.added", "member.removed")
+_CHUNK = 500
 
 
-def _group_name(conn: Connection, team_pk: int, group_id: str) -> str | None:
-    stmt = select(groups.c.display_name).where(groups.c.team_pk == team_pk, groups.c.id == group_id)
-    name: str | None = conn.execute(stmt).scalar()
-    return name
+class Names:
+    """The names a write's events mention (userNames, group displayNames), looked up
+    together in the write's transaction: one query per kind of resource, not one per
+    event. A 100-member PATCH records 100 events."""
+
+    def __init__(self, conn: Connection, team_pk: int, events: Iterable[ProvisioningEvent]):
+        wanted: dict[str, set[str]] = {"User": set(), "Group": set()}
+        for event in events:
+            if not event.display and event.resource_type in wanted:
+                wanted[event.resource_type].add(event.resource_id)
+            if event.kind in _MEMBER_KINDS:
+                member_type = "Group" if event.changes.get("member_type") == "Group" else "User"
+                wanted[member_type].add(str(event.changes.get("member", "")))
+        self.users = self._lookup(
+            conn, users.c.id, users.c.user_name, users, team_pk, wanted["User"]
+        )
+        self.groups = self._lookup(
+            conn, groups.c.id, groups.c.display_name, groups, team_pk, wanted["Group"]
+        )
+
+    @staticmethod
+    def _lookup(
+        conn: Connection, id_col: Any, name_col: Any, table: Any, team_pk: int, ids: set[str]
+    ) -> dict[str, str]:
+        found: dict[str, str] = {}
+        wanted = sorted(ids)
+        for i in range(0, len(wanted), _CHUNK):
+            stmt = select(id_col, name_col).where(
+                table.c.team_pk == team_pk, id_col.in_(wanted[i : i + _CHUNK])
+            )
+            found.update({row[0]: row[1] for row in conn.execute(stmt)})
+        return found
+
+    def of(self, resource_type: str, resource_id: str) -> str | None:
+        if resource_type == "User":
+            return self.users.get(resource_id)
+        if resource_type == "Group":
+            return self.groups.get(resource_id)
+        return None
 
 
-def resource_display(conn: Connection, team_pk: int, event: ProvisioningEvent) -> str | None:
+def resource_display(
+    conn: Connection, team_pk: int, event: ProvisioningEvent, names: Names | None = None
+) -> str | None:
     """The resource's name: the event's, else looked up in the write's transaction."""
     if event.display:
         return event.display
-    if event.resource_type == "User":
-        return _user_name(conn, team_pk, event.resource_id)
-    if event.resource_type == "Group":
-        return _group_name(conn, team_pk, event.resource_id)
-    return None
+    names = names or Names(conn, team_pk, [event])
+    return names.of(event.resource_type, event.resource_id)
 
 
-def _member(conn: Connection, team_pk: int, changes: Mapping[str, Any]) -> str:
+def _member(names: Names, changes: Mapping[str, Any]) -> str:
     member_id = str(changes.get("member", ""))
     if changes.get("member_type") == "Group":
-        return f"group {_group_name(conn, team_pk, member_id) or member_id}"
-    return f"user {_user_name(conn, team_pk, member_id) or member_id}"
+        return f"group {names.of('Group', member_id) or member_id}"
+    return f"user {names.of('User', member_id) or member_id}"
 
 
 def _pair(value: Any) -> tuple[Any, Any]:
@@ -136,7 +175,7 @@ def _names(value: Any) -> str:
     return ", ".join(str(v) for v in value) if isinstance(value, list | tuple) else ""
 
 
-def describe(conn: Connection, team_pk: int, event: ProvisioningEvent, display: str | None) -> str:
+def describe(event: ProvisioningEvent, display: str | None, names: Names) -> str:
     """The change in words, e.g. ``added user bob@example.com to group Admins``."""
     changes = event.changes
     noun = event.resource_type.lower()
@@ -144,7 +183,7 @@ def describe(conn: Connection, team_pk: int, event: ProvisioningEvent, display: 
     kind = event.kind
     if kind in ("member.added", "member.removed"):
         verb, prep = ("added", "to") if kind == "member.added" else ("removed", "from")
-        return f"{verb} {_member(conn, team_pk, changes)} {prep} group {name}"
+        return f"{verb} {_member(names, changes)} {prep} group {name}"
     if kind == "group.renamed":
         old, new = _pair(changes.get("displayName"))
         return f"renamed group {old} to {new}"
@@ -174,6 +213,9 @@ def _subject_user(event: ProvisioningEvent) -> str | None:
 
 
 def team_pk_of(conn: Connection, slug: str) -> int:
+    known: dict[str, int] | None = conn.info.get(WRITE_TEAMS)
+    if known is not None and slug in known:
+        return known[slug]
     pk: int | None = conn.execute(select(teams.c.pk).where(teams.c.slug == slug)).scalar()
     if pk is None:
         raise TeamError(f"No team {slug!r}.", status=404)
@@ -186,19 +228,19 @@ def _utc(value: datetime) -> datetime:
 
 def audit_rows(conn: Connection, events: list[ProvisioningEvent]) -> list[dict[str, Any]]:
     """The audit records of one write's events (the write's own connection)."""
-    pks: dict[str, int] = {}
+    names: dict[str, Names] = {}
     rows = []
     for event in events:
-        team_pk = pks.get(event.team)
-        if team_pk is None:
-            team_pk = pks[event.team] = team_pk_of(conn, event.team)
-        display = resource_display(conn, team_pk, event)
+        team_pk = team_pk_of(conn, event.team)
+        if event.team not in names:
+            names[event.team] = Names(conn, team_pk, [e for e in events if e.team == event.team])
+        display = resource_display(conn, team_pk, event, names[event.team])
         rows.append(
             {
                 "team_pk": team_pk,
                 "occurred_at": _utc(event.occurred_at),
                 "kind": event.kind,
-                "action": redact(describe(conn, team_pk, event, display)),
+                "action": redact(describe(event, display, names[event.team])),
                 "resource_type": event.resource_type,
                 "resource_id": event.resource_id,
                 "resource_display": redact(display) if display else None,
@@ -217,7 +259,7 @@ def record_audit(conn: Connection, events: list[ProvisioningEvent]) -> None:
     """The recorder: store the events' audit records in the write's transaction."""
     rows = audit_rows(conn, events)
     if rows:
-        conn.execute(insert(audit_records), rows)
+        _INSERT_RECORD.many(conn, rows)
 
 
 def purge_audit(db: Database, retention_days: int, *, now: datetime | None = None) -> int:

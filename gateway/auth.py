@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import bindparam, select, update
 from starlette.requests import Request
 
 from .keys import DUMMY_KEY_ID, KeyHasher, parse_key
 from .scim.errors import Forbidden, Unauthorized
 from .store.bootstrap import shared_secret
 from .store.db import Database
+from .store.fast import Prepared
 from .store.tables import ApiKey, Team
 from .teams import key_status
 
@@ -86,7 +87,7 @@ _KEY_COLUMNS = (
 
 
 # Built once: a statement built per request costs more than the query itself.
-_LOOKUP = (
+_LOOKUP = Prepared(
     select(*_KEY_COLUMNS)
     .join(teams, teams.c.pk == keys.c.team_pk)
     .where(keys.c.key_id == bindparam("key_id"))
@@ -100,13 +101,10 @@ class KeyAuthenticator:
         self.hasher = hasher
         self._dummy_hash = hasher.hash("scimgw_" + secrets.token_urlsafe(32))
 
-    def _lookup(self, conn: Connection, key_id: str) -> Any:
-        return conn.execute(_LOOKUP, {"key_id": key_id}).first()
-
     def verify(self, token: str | None) -> Principal:
         """The principal for ``token``; 401 for any bad key, 403 while SCIM is off."""
         key_id = parse_key(token) or DUMMY_KEY_ID
-        row = self.db.call(lambda conn: self._lookup(conn, key_id))
+        row = self.db.read_one(_LOOKUP, {"key_id": key_id})
         stored = row.secret_hash if row is not None else self._dummy_hash
         valid = self.hasher.matches(token or "", stored)
         now = datetime.now(UTC)

@@ -39,7 +39,7 @@ from plugins import ProvisioningEvent
 from plugins.webhooks import Delivery, Outcome, WebhookSender
 
 from . import __version__
-from .audit import purge_audit, redact_changes, resource_display, team_pk_of
+from .audit import Names, purge_audit, redact_changes, resource_display, team_pk_of
 from .config import ConfigError, Settings, WebhookSettings
 from .store.common import iso
 from .store.db import Database
@@ -122,16 +122,19 @@ def outbox_recorder(
 
     def record(conn: Connection, events: list[ProvisioningEvent]) -> None:
         now = utcnow()
-        pks: dict[str, int] = {}
+        names: dict[str, Names] = {}
         for event in events:
             urls = targets.get(event.team)
             if not urls:
                 continue
-            team_pk = pks.get(event.team)
-            if team_pk is None:
-                team_pk = pks[event.team] = team_pk_of(conn, event.team)
+            team_pk = team_pk_of(conn, event.team)
+            if event.team not in names:
+                names[event.team] = Names(
+                    conn, team_pk, [e for e in events if e.team == event.team]
+                )
             event_id = str(uuid.uuid4())
-            document = event_document(event_id, event, resource_display(conn, team_pk, event))
+            display = resource_display(conn, team_pk, event, names[event.team])
+            document = event_document(event_id, event, display)
             body = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
             event_pk = conn.execute(
                 insert(outbox).returning(outbox.c.pk),

@@ -204,7 +204,7 @@ def _apply_members(
         if change.kind == "add":
             added += group_repo.add_members(conn, ctx.team_pk, group_pk, change.values)
         elif change.kind == "remove" and change.filter is not None:
-            removed += group_repo.remove_members_where(conn, group_pk, change.filter)
+            removed += group_repo.remove_members_where(conn, ctx.team_pk, group_pk, change.filter)
         elif change.kind == "remove":
             ids = [str(v["value"]) for v in change.values]
             removed += group_repo.remove_members(conn, ctx.team_pk, group_pk, ids)

@@ -405,7 +405,7 @@ def test_sqlite_database_held_exclusively_answers_503_at_the_key_lookup_then_rec
 ) -> None:
     client, path = sqlite_client
     user = new_user(client, "excluded")
-    client.app.state.gateway.db.engine.dispose()  # type: ignore[attr-defined]
+    client.app.state.gateway.db.dispose()  # type: ignore[attr-defined]
 
     with sqlite_locked(path, exclusive=True):
         assert_unavailable(timed(lambda: client.get("/scim/v2/Users")))

@@ -112,7 +112,8 @@ class Ctx:
         def tx(conn: Connection) -> T:
             self.events.clear()
             result = fn(conn)
-            self.gateway.record(conn, self.events)
+            principal = self.principal
+            self.gateway.record(conn, self.events, (principal.team_slug, principal.team_pk))
             return result
 
         try:

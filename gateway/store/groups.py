@@ -16,10 +16,11 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, bindparam, delete, func, insert, or_, select, update
 
 from ..scim.errors import InvalidValue, NotFound
-from ..scim.filter import Node
+from ..scim.filter import Compare, Node
 from ..scim.projection import Projection
 from ..scim.schemas import GROUP
 from .common import ListQuery, Page, etag, insert_ignore, meta, page_total, utcnow
+from .fast import Prepared
 from .mapping import group_from_row, group_to_row
 from .query import compile_filter, groups, member_condition, memberships, sort_expression, users
 from .users import check_version
@@ -44,17 +45,40 @@ _CHUNK = 500
 
 
 # Hot statements, built once (see gateway.store.users).
-_FIND = select(groups).where(
+_FIND_STMT = select(groups).where(
     groups.c.team_pk == bindparam("team_pk"), groups.c.id == bindparam("group_id")
 )
-_FIND_FOR_UPDATE = _FIND.with_for_update()
-_VERSION = select(groups.c.version).where(
-    groups.c.team_pk == bindparam("team_pk"), groups.c.id == bindparam("group_id")
+_FIND = Prepared(_FIND_STMT)
+_FIND_FOR_UPDATE = Prepared(_FIND_STMT.with_for_update())
+_VERSION = Prepared(
+    select(groups.c.version).where(
+        groups.c.team_pk == bindparam("team_pk"), groups.c.id == bindparam("group_id")
+    )
 )
-_TOUCH = (
+_TOUCH = Prepared(
     update(groups)
     .where(groups.c.pk == bindparam("b_pk"))
     .values(last_modified=bindparam("now"), version=groups.c.version + 1)
+)
+_RETURNED = (memberships.c.user_pk, memberships.c.child_group_pk)
+# Remove one member by id (``members[value eq "..."]``, Entra's single-member
+# remove): two indexed probes, whatever the size of the group.
+_REMOVE_ONE = Prepared(
+    delete(memberships)
+    .where(
+        memberships.c.group_pk == bindparam("group_pk"),
+        or_(
+            memberships.c.user_pk
+            == select(users.c.pk)
+            .where(users.c.team_pk == bindparam("team_pk"), users.c.id == bindparam("member_id"))
+            .scalar_subquery(),
+            memberships.c.child_group_pk
+            == select(groups.c.pk)
+            .where(groups.c.team_pk == bindparam("team_pk"), groups.c.id == bindparam("member_id"))
+            .scalar_subquery(),
+        ),
+    )
+    .returning(*_RETURNED)
 )
 _USERS_BY_ID = select(users.c.pk, users.c.id).where(
     users.c.team_pk == bindparam("team_pk"),
@@ -68,7 +92,7 @@ _GROUPS_BY_ID = select(groups.c.pk, groups.c.id).where(
 
 def _find_row(conn: Connection, team_pk: int, group_id: str, *, lock: bool = False) -> Row[Any]:
     stmt = _FIND_FOR_UPDATE if lock and conn.dialect.name == "postgresql" else _FIND
-    row = conn.execute(stmt, {"team_pk": team_pk, "group_id": group_id}).first()
+    row: Row[Any] | None = stmt.first(conn, {"team_pk": team_pk, "group_id": group_id})
     if row is None:
         raise NotFound(f"Group {group_id} not found.")
     return row
@@ -187,9 +211,6 @@ def _describe(conn: Connection, removed: Sequence[Any]) -> list[Member]:
     return out
 
 
-_RETURNED = (memberships.c.user_pk, memberships.c.child_group_pk)
-
-
 def add_members(
     conn: Connection, team_pk: int, group_pk: int, members: Sequence[dict[str, Any]]
 ) -> list[Member]:
@@ -218,6 +239,12 @@ def remove_members(
     conn: Connection, team_pk: int, group_pk: int, member_ids: Sequence[str]
 ) -> list[Member]:
     ids = list(dict.fromkeys(member_ids))
+    if len(ids) == 1:
+        params = {"group_pk": group_pk, "team_pk": team_pk, "member_id": ids[0]}
+        return [
+            (ids[0], "User" if r.user_pk is not None else "Group", r.user_pk)
+            for r in _REMOVE_ONE.rows(conn, params)
+        ]
     removed: list[Member] = []
     for i in range(0, len(ids), _CHUNK):
         chunk = ids[i : i + _CHUNK]
@@ -237,7 +264,28 @@ def remove_members(
     return removed
 
 
-def remove_members_where(conn: Connection, group_pk: int, node: Node) -> list[Member]:
+def _single_id(node: Node) -> str | None:
+    """The id in ``value eq "<id>"``, when that is all the filter says.
+
+    ``members.value`` is caseExact=false; the ids this gateway assigns are lower-case
+    UUIDs, so a lower-case value matches exactly the rows the general query would."""
+    if (
+        isinstance(node, Compare)
+        and node.op == "eq"
+        and isinstance(node.value, str)
+        and node.path.urn is None
+        and node.path.sub is None
+        and node.path.attr.lower() == "value"
+        and node.value == node.value.lower()
+    ):
+        return node.value
+    return None
+
+
+def remove_members_where(conn: Connection, team_pk: int, group_pk: int, node: Node) -> list[Member]:
+    member_id = _single_id(node)
+    if member_id is not None:
+        return remove_members(conn, team_pk, group_pk, [member_id])
     gone = conn.execute(
         delete(memberships)
         .where(and_(memberships.c.group_pk == group_pk, member_condition(node)))
@@ -255,12 +303,12 @@ def clear_members(conn: Connection, group_pk: int) -> list[Member]:
 
 def current_version(conn: Connection, team_pk: int, group_id: str) -> str:
     """The group's version as an entity tag, e.g. for the ETag of a 204 answer."""
-    version = conn.execute(_VERSION, {"team_pk": team_pk, "group_id": group_id}).scalar_one()
+    version = _VERSION.scalar(conn, {"team_pk": team_pk, "group_id": group_id})
     return etag(version)
 
 
 def touch_group(conn: Connection, group_pk: int) -> None:
-    conn.execute(_TOUCH, {"b_pk": group_pk, "now": utcnow()})
+    _TOUCH.run(conn, {"b_pk": group_pk, "now": utcnow()})
 
 
 def create_group(

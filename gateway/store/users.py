@@ -21,6 +21,7 @@ from ..scim.filter import Compare
 from ..scim.projection import Projection
 from ..scim.schemas import USER
 from .common import ListQuery, Page, etag, meta, page_total, utcnow
+from .fast import Prepared
 from .mapping import user_from_rows, user_to_rows
 from .query import compile_filter, groups, memberships, sort_expression, users, values
 
@@ -60,10 +61,11 @@ LIVE = users.c.state != "deleted"
 
 # The hot statements are built once, with bind parameters: building a statement on
 # every request costs several times what SQLite takes to run it.
-_FIND = select(users).where(
+_FIND_STMT = select(users).where(
     users.c.team_pk == bindparam("team_pk"), users.c.id == bindparam("user_id"), LIVE
 )
-_FIND_FOR_UPDATE = _FIND.with_for_update()
+_FIND = Prepared(_FIND_STMT)
+_FIND_FOR_UPDATE = Prepared(_FIND_STMT.with_for_update())
 _VALUES_OF = (
     select(values.c.user_pk, *_VALUE_FIELDS)
     .where(values.c.user_pk.in_(bindparam("pks", expanding=True)))
@@ -75,7 +77,19 @@ _GROUPS_OF = (
     .where(memberships.c.user_pk.in_(bindparam("pks", expanding=True)))
     .order_by(groups.c.pk)
 )
-_CONFLICT = (
+# The same two for one user (a read or a write of one resource).
+_VALUES_OF_ONE = Prepared(
+    select(values.c.user_pk, *_VALUE_FIELDS)
+    .where(values.c.user_pk == bindparam("pk"))
+    .order_by(values.c.pk)
+)
+_GROUPS_OF_ONE = Prepared(
+    select(memberships.c.user_pk, groups.c.id, groups.c.display_name)
+    .join(groups, groups.c.pk == memberships.c.group_pk)
+    .where(memberships.c.user_pk == bindparam("pk"))
+    .order_by(groups.c.pk)
+)
+_CONFLICT = Prepared(
     select(users.c.pk, users.c.state)
     .where(
         users.c.team_pk == bindparam("team_pk"),
@@ -84,26 +98,34 @@ _CONFLICT = (
     )
     .limit(1)
 )
-_DORMANT = (
-    select(users.c.pk, users.c.external_id, users.c.user_name_ci)
+# Two indexed probes (externalId, userName) rather than one OR, which SQLite answers
+# by scanning the team's users: the re-provisioning check runs on every create.
+_DORMANT_COLUMNS = (users.c.pk, users.c.external_id, users.c.user_name_ci)
+_IS_DORMANT = or_(users.c.state == "inactive", users.c.state == "deleted")
+_DORMANT_BY_EXTERNAL_ID = Prepared(
+    select(*_DORMANT_COLUMNS)
     .where(
         users.c.team_pk == bindparam("team_pk"),
-        users.c.state.in_(("inactive", "deleted")),
-        or_(
-            users.c.external_id == bindparam("external_id"),
-            users.c.user_name_ci == bindparam("user_name_ci"),
-        ),
+        users.c.external_id == bindparam("external_id"),
+        _IS_DORMANT,
     )
     .order_by(users.c.pk.desc())
 )
-_BY_PK = select(users).where(users.c.pk == bindparam("pk"))
-_INSERT_USER = insert(users).returning(users.c.pk)
-_INSERT_VALUES = insert(values)
-_DELETE_VALUES = delete(values).where(values.c.user_pk == bindparam("b_user_pk"))
-_UPDATE_USER = (
+_DORMANT_BY_USER_NAME = Prepared(
+    select(*_DORMANT_COLUMNS).where(
+        users.c.team_pk == bindparam("team_pk"),
+        users.c.user_name_ci == bindparam("user_name_ci"),
+        _IS_DORMANT,
+    )
+)
+_BY_PK = Prepared(select(users).where(users.c.pk == bindparam("pk")))
+_INSERT_USER = Prepared(insert(users).returning(users.c.pk))
+_INSERT_VALUES = Prepared(insert(values))
+_DELETE_VALUES = Prepared(delete(values).where(values.c.user_pk == bindparam("b_user_pk")))
+_UPDATE_USER = Prepared(
     update(users).where(users.c.pk == bindparam("b_pk")).values(version=users.c.version + 1)
 )
-_BY_USER_NAME = (
+_BY_USER_NAME = Prepared(
     select(users)
     .where(
         users.c.team_pk == bindparam("team_pk"),
@@ -116,7 +138,7 @@ _BY_USER_NAME = (
 
 def _find_row(conn: Connection, team_pk: int, user_id: str, *, lock: bool = False) -> Row[Any]:
     stmt = _FIND_FOR_UPDATE if lock and conn.dialect.name == "postgresql" else _FIND
-    row = conn.execute(stmt, {"team_pk": team_pk, "user_id": user_id}).first()
+    row: Row[Any] | None = stmt.first(conn, {"team_pk": team_pk, "user_id": user_id})
     if row is None:
         raise NotFound(f"User {user_id} not found.")
     return row
@@ -125,6 +147,9 @@ def _find_row(conn: Connection, team_pk: int, user_id: str, *, lock: bool = Fals
 def _load_values(conn: Connection, user_pks: Sequence[int]) -> dict[int, list[Any]]:
     out: dict[int, list[Any]] = defaultdict(list)
     if not user_pks:
+        return out
+    if len(user_pks) == 1:
+        out[user_pks[0]] = [row._mapping for row in _VALUES_OF_ONE.rows(conn, {"pk": user_pks[0]})]
         return out
     for row in conn.execute(_VALUES_OF, {"pks": list(user_pks)}):
         out[row.user_pk].append(row._mapping)
@@ -135,7 +160,12 @@ def _load_groups(conn: Connection, user_pks: Sequence[int], base_url: str) -> di
     out: dict[int, list[Any]] = defaultdict(list)
     if not user_pks:
         return out
-    for row in conn.execute(_GROUPS_OF, {"pks": list(user_pks)}):
+    found = (
+        _GROUPS_OF_ONE.rows(conn, {"pk": user_pks[0]})
+        if len(user_pks) == 1
+        else conn.execute(_GROUPS_OF, {"pks": list(user_pks)})
+    )
+    for row in found:
         out[row.user_pk].append(
             {
                 "value": row.id,
@@ -180,13 +210,13 @@ def _insert_values(
 ) -> None:
     batch = [{**row, "user_pk": user_pk, "team_pk": team_pk} for row in rows]
     if batch:
-        conn.execute(_INSERT_VALUES, batch)
+        _INSERT_VALUES.many(conn, batch)
 
 
 def _conflict(conn: Connection, team_pk: int, user_name_ci: str, except_pk: int | None) -> Any:
     """The user (pk, state) already holding this userName in the team, if any."""
     params = {"team_pk": team_pk, "user_name_ci": user_name_ci, "except_pk": except_pk or -1}
-    return conn.execute(_CONFLICT, params).first()
+    return _CONFLICT.first(conn, params)
 
 
 def _claim_user_name(
@@ -219,11 +249,11 @@ def find_dormant(conn: Connection, team_pk: int, resource: dict[str, Any]) -> Ro
     not inherit the old account, its id, memberships and role."""
     columns, _ = user_to_rows(resource)
     ext, name = columns["external_id"], columns["user_name_ci"]
-    candidates = conn.execute(
-        _DORMANT, {"team_pk": team_pk, "external_id": ext, "user_name_ci": name}
-    ).all()
-    pick = next((c for c in candidates if ext is not None and c.external_id == ext), None)
+    pick = None
+    if ext is not None:
+        pick = _DORMANT_BY_EXTERNAL_ID.first(conn, {"team_pk": team_pk, "external_id": ext})
     if pick is None:
+        candidates = _DORMANT_BY_USER_NAME.rows(conn, {"team_pk": team_pk, "user_name_ci": name})
         pick = next(
             (
                 c
@@ -234,7 +264,7 @@ def find_dormant(conn: Connection, team_pk: int, resource: dict[str, Any]) -> Ro
         )
     if pick is None:
         return None
-    row: Row[Any] | None = conn.execute(_BY_PK, {"pk": pick.pk}).first()
+    row: Row[Any] | None = _BY_PK.first(conn, {"pk": pick.pk})
     return row
 
 
@@ -267,7 +297,7 @@ def create_user(
         "version": 1,
     }
     try:
-        fresh["pk"] = conn.execute(_INSERT_USER, fresh).scalar_one()
+        fresh["pk"] = _INSERT_USER.scalar(conn, fresh)
     except IntegrityError as exc:
         raise _uniqueness(columns["user_name"]) from exc
     _insert_values(conn, team_pk, fresh["pk"], value_rows)
@@ -321,10 +351,10 @@ def save_user(
         extra["deleted_at"] = None
     now = utcnow()
     try:
-        conn.execute(_UPDATE_USER, {**columns, **extra, "last_modified": now, "b_pk": row.pk})
+        _UPDATE_USER.run(conn, {**columns, **extra, "last_modified": now, "b_pk": row.pk})
     except IntegrityError as exc:
         raise _uniqueness(columns["user_name"]) from exc
-    conn.execute(_DELETE_VALUES, {"b_user_pk": row.pk})
+    _DELETE_VALUES.run(conn, {"b_user_pk": row.pk})
     _insert_values(conn, team_pk, row.pk, value_rows)
     # Rendered from what was just written: the same row, one version on, the same groups.
     fresh = {**row._mapping, **columns, **extra, "last_modified": now, "version": row.version + 1}
@@ -361,9 +391,28 @@ def _render_written(
     return resource
 
 
+# One user's purge (a DELETE): the same statements as _leave_groups and _purge,
+# prebuilt for a single pk.
+_BUMP_PARENTS_OF_ONE = Prepared(
+    update(groups)
+    .where(
+        groups.c.pk.in_(
+            select(memberships.c.group_pk).where(memberships.c.user_pk == bindparam("b_user_pk"))
+        )
+    )
+    .values(last_modified=bindparam("now"), version=groups.c.version + 1)
+)
+_LEAVE_ONE = Prepared(delete(memberships).where(memberships.c.user_pk == bindparam("user_pk")))
+_DELETE_USER_ONE = Prepared(delete(users).where(users.c.pk == bindparam("user_pk")))
+
+
 def _leave_groups(conn: Connection, user_pks: Sequence[int]) -> None:
     """Drop the users' memberships; the groups that lose a member get a new version,
     so that a client holding one of them (If-None-Match, If-Match) sees it is stale."""
+    if len(user_pks) == 1:
+        _BUMP_PARENTS_OF_ONE.run(conn, {"b_user_pk": user_pks[0], "now": utcnow()})
+        _LEAVE_ONE.run(conn, {"user_pk": user_pks[0]})
+        return
     parents = select(memberships.c.group_pk).where(memberships.c.user_pk.in_(user_pks))
     conn.execute(
         update(groups)
@@ -375,6 +424,10 @@ def _leave_groups(conn: Connection, user_pks: Sequence[int]) -> None:
 
 def _purge(conn: Connection, user_pks: Sequence[int]) -> None:
     _leave_groups(conn, user_pks)
+    if len(user_pks) == 1:
+        _DELETE_VALUES.run(conn, {"b_user_pk": user_pks[0]})
+        _DELETE_USER_ONE.run(conn, {"user_pk": user_pks[0]})
+        return
     conn.execute(delete(values).where(values.c.user_pk.in_(user_pks)))
     conn.execute(delete(users).where(users.c.pk.in_(user_pks)))
 
@@ -476,7 +529,7 @@ def list_users(
 ) -> Page:
     folded = _user_name_lookup(query)
     if folded is not None:
-        found = conn.execute(_BY_USER_NAME, {"team_pk": team_pk, "user_name_ci": folded}).first()
+        found = _BY_USER_NAME.first(conn, {"team_pk": team_pk, "user_name_ci": folded})
         shown = [found] if found is not None and query.start_index == 1 and query.count else []
         resources = render_users(conn, shown, base_url=base_url, projection=projection)
         total = 0 if found is None else 1
