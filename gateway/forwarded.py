@@ -82,9 +82,32 @@ def _last_forwarded_element(request: Request) -> dict[str, str]:
     return elements[-1]
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+def _addressed(request: Request) -> tuple[str, str]:
+    """Scheme and netloc as Starlette's ``request.url`` has them (the Host header, else
+    the server's address), read straight from the scope: building the whole URL on
+    every request to take two parts of it cost more than the rest of this function."""
+    scope = request.scope
+    scheme: str = scope.get("scheme", "http")
+    host = request.headers.get("host")
+    if host is not None:
+        return scheme, host
+    server = scope.get("server")
+    if server is None:
+        return scheme, ""
+    name, port = server
+    if port == _DEFAULT_PORTS.get(scheme):
+        return scheme, str(name)
+    return scheme, f"{name}:{port}"
+
+
 def public_origin(request: Request, trusted: tuple[str, ...]) -> tuple[str, str]:
     """``(scheme, host[:port])`` as the client addressed the gateway."""
-    scheme, netloc = request.url.scheme, request.url.netloc
+    scheme, netloc = _addressed(request)
+    if not trusted:
+        return scheme, netloc
     peer = request.client.host if request.client else None
     if not is_trusted_proxy(peer, trusted):
         return scheme, netloc

@@ -26,6 +26,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import IO, Any
 
+import orjson
+
 from .keys import redact
 
 __all__ = [
@@ -117,6 +119,8 @@ class ScrubFilter(logging.Filter):
     _formatter = logging.Formatter()
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "_scrubbed", False):
+            return True  # built from values that hold no secret (the access log)
         try:
             message = record.getMessage()
         except Exception:  # a bad format string: keep what can be shown
@@ -173,7 +177,10 @@ class JsonFormatter(logging.Formatter):
             entry["exception"] = record.exc_text
         if record.stack_info:
             entry["stack"] = record.stack_info
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        try:
+            return orjson.dumps(entry, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+        except TypeError:  # what orjson refuses (an integer beyond 64 bits, ...)
+            return json.dumps(entry, default=str, ensure_ascii=False)
 
 
 class TextFormatter(logging.Formatter):

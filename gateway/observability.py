@@ -260,16 +260,20 @@ class ObservabilityMiddleware:
         access_log.log(
             logging.ERROR if status >= 500 else logging.INFO,
             "%s %s %s %.1fms",
-            scope["method"],
+            scrub(scope["method"]),
             endpoint,
             status,
             duration_ms,
             extra={
-                "request_id": fields.get("request_id"),
+                # Every value below is scrubbed here or holds no secret by its format
+                # (slugs, key ids, adapter and route names), so the scrubbing filter
+                # passes this record straight through.
+                "_scrubbed": True,
+                "request_id": scrub(str(fields.get("request_id") or "")) or None,
                 "team": fields.get("team"),
                 "key_id": fields.get("key_id"),
                 "adapter": fields.get("adapter"),
-                "method": scope["method"],
+                "method": scrub(scope["method"]),
                 "route": endpoint,
                 "path": scrub(path),
                 "status": status,

@@ -19,8 +19,10 @@ def utcnow() -> datetime:
 
 
 def iso(value: datetime) -> str:
-    value = value.astimezone(UTC) if value.tzinfo else value
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    """``2026-11-28T22:36:38.123Z``: UTC to the millisecond (a naive value is UTC)."""
+    if value.tzinfo is not None and value.utcoffset():
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def etag(version: int) -> str:

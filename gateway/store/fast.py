@@ -185,6 +185,14 @@ class Prepared:
         cursor = self._cursor(conn, plan, plan.parameters(params))
         return plan.make_rows(cursor.fetchall())
 
+    def dicts(self, conn: Connection, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """All result rows as dicts by column name (cheaper than rows' ``_mapping``)."""
+        plan = self._plan(conn, tuple(params) if self._is_insert else None)
+        cursor = self._cursor(conn, plan, plan.parameters(params))
+        assert plan.row is not None
+        names = plan.row._fields
+        return [dict(zip(names, row, strict=True)) for row in plan.make_rows(cursor.fetchall())]
+
     def first(self, conn: Connection, params: Mapping[str, Any]) -> Any:
         plan = self._plan(conn, tuple(params) if self._is_insert else None)
         cursor = self._cursor(conn, plan, plan.parameters(params))

@@ -146,11 +146,32 @@ def _value_row(attr: str, position: int, item: Mapping[str, Any]) -> dict[str, A
     return row
 
 
-def _set_path(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    node = doc
-    for part in path[:-1]:
-        node = node.setdefault(part, {})
-    node[path[-1]] = value
+def _column_tree(columns: Iterable[tuple[tuple[str, ...], str]]) -> dict[str, Any]:
+    """USER_COLUMNS as a nested {attribute: column or sub-tree} in the same order."""
+    tree: dict[str, Any] = {}
+    for path, column in columns:
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = column
+    return tree
+
+
+_USER_TREE = _column_tree(USER_COLUMNS)
+
+
+def _from_tree(tree: dict[str, Any], row: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, spec in tree.items():
+        if type(spec) is str:
+            value = row[spec]
+            if value is not None:
+                out[key] = value
+        else:
+            nested = _from_tree(spec, row)
+            if nested:
+                out[key] = nested
+    return out
 
 
 def _merge(into: dict[str, Any], extra: Mapping[str, Any]) -> None:
@@ -169,11 +190,7 @@ def user_from_rows(
     base_url: str,
 ) -> dict[str, Any]:
     """Rebuild the canonical User (without ``id``/``meta``/``groups``)."""
-    doc: dict[str, Any] = {}
-    for path, column in USER_COLUMNS:
-        value = row[column]
-        if value is not None:
-            _set_path(doc, path, value)
+    doc = _from_tree(_USER_TREE, row)
     for item in values:
         element: dict[str, Any] = {}
         for sub, column in _VALUE_ATTRS:

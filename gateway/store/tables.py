@@ -77,7 +77,7 @@ class User(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("team_pk", "user_name_ci", name="uq_user_team_username"),
         Index("ix_user_team_external_id", "team_pk", "external_id"),
-        Index("ix_user_team_pk", "team_pk", "pk"),
+        Index("ix_user_team_pk_state", "team_pk", "pk", "state"),
     )
 
     pk: int | None = Field(default=None, primary_key=True)

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..scim.errors import NotFound, PreconditionFailed, Uniqueness
@@ -89,6 +89,27 @@ _GROUPS_OF_ONE = Prepared(
     .where(memberships.c.user_pk == bindparam("pk"))
     .order_by(groups.c.pk)
 )
+# A page of users: its values and groups by the page's pk range (one indexed range
+# scan each, no IN list of 100 parameters to build), when the range is dense.
+_VALUES_IN_RANGE = Prepared(
+    select(values.c.user_pk, *_VALUE_FIELDS)
+    .where(
+        values.c.user_pk.between(bindparam("lo"), bindparam("hi")),
+        values.c.team_pk == bindparam("team_pk"),
+    )
+    .order_by(values.c.pk)
+)
+_GROUPS_IN_RANGE = Prepared(
+    select(memberships.c.user_pk, groups.c.id, groups.c.display_name)
+    .join(groups, groups.c.pk == memberships.c.group_pk)
+    .where(
+        memberships.c.user_pk.between(bindparam("lo"), bindparam("hi")),
+        memberships.c.team_pk == bindparam("team_pk"),
+    )
+    .order_by(groups.c.pk)
+)
+_RANGE_SLACK = 4
+"""A range holding more than this many times the page's users is read by IN list."""
 _CONFLICT = Prepared(
     select(users.c.pk, users.c.state)
     .where(
@@ -144,27 +165,51 @@ def _find_row(conn: Connection, team_pk: int, user_id: str, *, lock: bool = Fals
     return row
 
 
-def _load_values(conn: Connection, user_pks: Sequence[int]) -> dict[int, list[Any]]:
+def _dense_range(user_pks: Sequence[int], team_pk: int | None) -> dict[str, int] | None:
+    """Bind values for the *_IN_RANGE statements, when they fit this page."""
+    if team_pk is None or len(user_pks) < 2:
+        return None
+    lo, hi = min(user_pks), max(user_pks)
+    if hi - lo + 1 > _RANGE_SLACK * len(user_pks):
+        return None
+    return {"lo": lo, "hi": hi, "team_pk": team_pk}
+
+
+def _load_values(
+    conn: Connection, user_pks: Sequence[int], team_pk: int | None = None
+) -> dict[int, list[Any]]:
     out: dict[int, list[Any]] = defaultdict(list)
     if not user_pks:
         return out
     if len(user_pks) == 1:
-        out[user_pks[0]] = [row._mapping for row in _VALUES_OF_ONE.rows(conn, {"pk": user_pks[0]})]
+        out[user_pks[0]] = _VALUES_OF_ONE.dicts(conn, {"pk": user_pks[0]})
+        return out
+    span = _dense_range(user_pks, team_pk)
+    if span is not None:
+        wanted = set(user_pks)
+        for value in _VALUES_IN_RANGE.dicts(conn, span):
+            if value["user_pk"] in wanted:  # not a tombstone's (or a filtered-out user's)
+                out[value["user_pk"]].append(value)
         return out
     for row in conn.execute(_VALUES_OF, {"pks": list(user_pks)}):
         out[row.user_pk].append(row._mapping)
     return out
 
 
-def _load_groups(conn: Connection, user_pks: Sequence[int], base_url: str) -> dict[int, list[Any]]:
+def _load_groups(
+    conn: Connection, user_pks: Sequence[int], base_url: str, team_pk: int | None = None
+) -> dict[int, list[Any]]:
     out: dict[int, list[Any]] = defaultdict(list)
     if not user_pks:
         return out
-    found = (
-        _GROUPS_OF_ONE.rows(conn, {"pk": user_pks[0]})
-        if len(user_pks) == 1
-        else conn.execute(_GROUPS_OF, {"pks": list(user_pks)})
-    )
+    span = _dense_range(user_pks, team_pk)
+    if len(user_pks) == 1:
+        found: Iterable[Any] = _GROUPS_OF_ONE.rows(conn, {"pk": user_pks[0]})
+    elif span is not None:
+        wanted = set(user_pks)
+        found = [r for r in _GROUPS_IN_RANGE.rows(conn, span) if r.user_pk in wanted]
+    else:
+        found = conn.execute(_GROUPS_OF, {"pks": list(user_pks)})
     for row in found:
         out[row.user_pk].append(
             {
@@ -184,13 +229,15 @@ def render_users(
     base_url: str,
     projection: Projection | None,
     apply_projection: bool = True,
+    team_pk: int | None = None,
 ) -> list[dict[str, Any]]:
     """Users as SCIM resources. ``groups`` is only loaded when ``projection`` wants it;
-    with ``apply_projection=False`` the rest is left for the caller to project."""
+    with ``apply_projection=False`` the rest is left for the caller to project.
+    ``team_pk`` (the rows' team) lets a page load its values by pk range."""
     pks = [row.pk for row in rows]
-    value_map = _load_values(conn, pks)
+    value_map = _load_values(conn, pks, team_pk)
     want_groups = projection is None or projection.wants("groups")
-    group_map = _load_groups(conn, pks, base_url) if want_groups else {}
+    group_map = _load_groups(conn, pks, base_url, team_pk) if want_groups else {}
     out = []
     for row in rows:
         doc = user_from_rows(row._mapping, value_map.get(row.pk, ()), base_url=base_url)
@@ -534,6 +581,8 @@ def list_users(
         resources = render_users(conn, shown, base_url=base_url, projection=projection)
         total = 0 if found is None else 1
         return Page(total=total, resources=resources, start_index=query.start_index)
+    if query.filter is None and query.sort_by is None:
+        return _plain_page(conn, team_pk, query, base_url=base_url, projection=projection)
     where = [users.c.team_pk == team_pk, LIVE, compile_filter(USER, query.filter)]
     # Resolved first: a bad sortBy is an error whether or not there is a page to sort.
     key = sort_expression(USER, query.sort_by) if query.sort_by is not None else None
@@ -548,4 +597,37 @@ def list_users(
         rows = conn.execute(stmt).all()
     total = page_total(conn, users, where, query, len(rows))
     resources = render_users(conn, rows, base_url=base_url, projection=projection)
+    return Page(total=total, resources=resources, start_index=query.start_index)
+
+
+_PAGE = Prepared(
+    select(users)
+    .where(users.c.team_pk == bindparam("team_pk"), LIVE)
+    .order_by(users.c.pk)
+    .limit(bindparam("limit"))
+    .offset(bindparam("offset"))
+)
+_COUNT_LIVE = Prepared(
+    select(func.count()).select_from(users).where(users.c.team_pk == bindparam("team_pk"), LIVE)
+)
+
+
+def _plain_page(
+    conn: Connection, team_pk: int, query: ListQuery, *, base_url: str, projection: Projection
+) -> Page:
+    """A page with neither filter nor sortBy: an IdP's import, page after page.
+
+    Both statements are answered from the index (team_pk, pk, state)."""
+    rows: list[Any] = []
+    if query.count:
+        params = {"team_pk": team_pk, "limit": query.count, "offset": query.start_index - 1}
+        rows = _PAGE.rows(conn, params)
+    shown, count = len(rows), query.count
+    if count and 0 < shown < count:
+        total = query.start_index - 1 + shown
+    elif count and shown == 0 and query.start_index == 1:
+        total = 0
+    else:
+        total = int(_COUNT_LIVE.scalar(conn, {"team_pk": team_pk}))
+    resources = render_users(conn, rows, base_url=base_url, projection=projection, team_pk=team_pk)
     return Page(total=total, resources=resources, start_index=query.start_index)
