@@ -70,7 +70,9 @@ _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
 
 def _key(mapping: Mapping[str, Any], name: str) -> str | None:
-    """The key of ``mapping`` equal to ``name`` ignoring case."""
+    """The key of ``mapping`` equal to ``name`` ignoring case (``name`` itself first)."""
+    if name in mapping:
+        return name
     lowered = name.lower()
     return next((k for k in mapping if isinstance(k, str) and k.lower() == lowered), None)
 

@@ -262,12 +262,15 @@ async def run_requests(
     check: Check,
     *,
     server_cpu: Callable[[], float] | None = None,
+    on_latency: Callable[[Any, float], None] | None = None,
 ) -> RunResult:
     """Send one request per item, one worker per connection, each worker taking the
     next item as soon as its previous answer is in (a closed loop at fixed concurrency).
 
     ``server_cpu`` reads the server's CPU seconds so far; the run records how much of
-    it, and of this process's CPU, the requests used."""
+    it, and of this process's CPU, the requests used. ``on_latency`` is called with the
+    item and its latency (seconds) for every answered request, for per-item figures
+    (``latencies`` are in the order the answers came in)."""
     result = RunResult()
     iterator = iter(items)
 
@@ -282,7 +285,10 @@ async def run_requests(
                 result.latencies.append(time.perf_counter() - started)
                 result.add_problem(f"{request.method} {request.path[:80]}: {exc}")
                 continue
-            result.latencies.append(time.perf_counter() - started)
+            latency = time.perf_counter() - started
+            result.latencies.append(latency)
+            if on_latency is not None:
+                on_latency(item, latency)
             try:
                 problem = check(item, response)
             except Exception as exc:  # a malformed answer is an error, not a crash

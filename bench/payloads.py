@@ -20,6 +20,7 @@ __all__ = [
     "group_body",
     "member_remove",
     "members_add",
+    "members_remove",
     "okta_deactivate",
     "okta_user",
     "user_name",
@@ -105,8 +106,9 @@ def entra_profile_patch(index: int) -> dict[str, Any]:
     }
 
 
-def group_body(index: int) -> dict[str, Any]:
-    return {"schemas": [GROUP], "displayName": f"Bench Group {index:05d}", "members": []}
+def group_body(index: int, name: str | None = None) -> dict[str, Any]:
+    display_name = name or f"Bench Group {index:05d}"
+    return {"schemas": [GROUP], "displayName": display_name, "members": []}
 
 
 def members_add(members: list[tuple[str, str]]) -> dict[str, Any]:
@@ -119,6 +121,16 @@ def members_add(members: list[tuple[str, str]]) -> dict[str, Any]:
                 "path": "members",
                 "value": [{"value": uid, "display": name} for uid, name in members],
             }
+        ],
+    }
+
+
+def members_remove(members: list[tuple[str, str]]) -> dict[str, Any]:
+    """Entra's member remove: ``remove`` of ``members`` with a list of values."""
+    return {
+        "schemas": [PATCH_OP],
+        "Operations": [
+            {"op": "remove", "path": "members", "value": [{"value": uid} for uid, _ in members]}
         ],
     }
 

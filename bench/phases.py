@@ -11,13 +11,14 @@ import contextlib
 import functools
 import math
 import random
+import statistics
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .client import Connection, Request, Response, RunResult, run_requests
+from .client import Connection, HttpError, Request, Response, RunResult, run_requests
 from .payloads import (
     ENTERPRISE,
     ENTRA_USER_AGENT,
@@ -27,6 +28,7 @@ from .payloads import (
     group_body,
     member_remove,
     members_add,
+    members_remove,
     okta_deactivate,
     okta_user,
     user_name,
@@ -41,6 +43,15 @@ ALL_PHASES = ("a", "b", "c", "d", "e", "f")
 ROOT = "/scim/v2"
 PAGE = 100
 ADD_BATCH = 100
+COMPARED_PAGES = 10
+"""Phase d compares the median latency of the first and the last this many full pages."""
+SMALL_GROUP = 1000
+"""A "small" group for the add-cost comparison: e.add batches that land in a group of at
+most this many members, and the size of the probe's small group."""
+LARGE_SHARE = 0.9
+"""A "large" group in e.add: the batch lands when the group holds this share of its final
+size or more; only reported when the final size is at least 10 x ``SMALL_GROUP``."""
+PROBE_SEED = 1000
 
 
 # --- memory probe ---------------------------------------------------------------------
@@ -142,6 +153,8 @@ class GroupOptions:
     gets: int = 100
     """GET /Groups/{id} requests, with members and without, each."""
     remove_fraction: float = 0.10
+    add_probe: int = 20
+    """Timed sequential adds of 100 members into each of two groups (e.add-probe); 0: none."""
 
 
 @dataclass
@@ -170,6 +183,8 @@ class Bench:
     expected: dict[str, _Expected] = field(default_factory=dict)
     group_ids: list[str] = field(default_factory=list)
     group_members: list[set[str]] = field(default_factory=list)
+    probe_group_id: str | None = None
+    """The extra group e.add-probe creates (deleted in phase f with the others)."""
 
     # --- plumbing
 
@@ -191,9 +206,15 @@ class Bench:
         items: Iterable[Any],
         build: Callable[[Any], Request],
         check: Callable[[Any, Response], str | None],
+        on_latency: Callable[[Any, float], None] | None = None,
     ) -> RunResult:
         return await run_requests(
-            self.connections, items, build, check, server_cpu=self._server_cpu
+            self.connections,
+            items,
+            build,
+            check,
+            server_cpu=self._server_cpu,
+            on_latency=on_latency,
         )
 
     def _server_cpu(self) -> float:
@@ -354,6 +375,7 @@ class Bench:
         mismatched = 0
         report = PhaseReport("d", "page through users (count=100, sequential)", 1)
         start_index, total = 1, None
+        pages: list[tuple[float, int]] = []  # (latency in seconds, users on the page)
         server_before = self._server_cpu()
         cpu_before = time.process_time()
         started = time.perf_counter()
@@ -362,12 +384,14 @@ class Bench:
                 request = self._okta("GET", f"/Users?startIndex={start_index}&count={PAGE}")
                 t0 = time.perf_counter()
                 response = await conn.send(request)
-                run.latencies.append(time.perf_counter() - t0)
+                latency = time.perf_counter() - t0
+                run.latencies.append(latency)
                 if response.status != 200:
                     run.add_problem(f"startIndex={start_index} -> {response.status}")
                     break
                 body = response.json()
                 resources = body.get("Resources") or []
+                pages.append((latency, len(resources)))
                 total = body.get("totalResults")
                 if not isinstance(total, int):
                     run.add_problem(f"startIndex={start_index}: totalResults {total!r}")
@@ -412,6 +436,7 @@ class Bench:
             report.fail(f"{mismatched} users do not show the state phases a and c imply")
         report.extra["pages_per_s"] = round(report.rps, 1)
         report.extra["users_per_s"] = round(sum(seen.values()) / run.elapsed, 1)
+        report.extra.update(_first_and_last_pages(pages))
         return report
 
     # --- e: groups
@@ -459,10 +484,20 @@ class Bench:
             self.group_members[g].update(uid for uid, _name in batches[b])
             return None
 
-        run = await self._run(adds, build_add, check_add)
-        reports.append(
-            PhaseReport.from_run("e.add", f"PATCH add {ADD_BATCH} members per request", c, run)
+        # the k-th batch into a group lands when the group holds k * 100 members
+        add_latencies: list[tuple[int, float]] = []
+        run = await self._run(
+            adds,
+            build_add,
+            check_add,
+            on_latency=lambda item, s: add_latencies.append((item[1] * ADD_BATCH, s)),
         )
+        add = PhaseReport.from_run("e.add", f"PATCH add {ADD_BATCH} members per request", c, run)
+        add.extra.update(_add_by_size(add_latencies, size))
+        reports.append(add)
+        if self.groups.add_probe > 0:
+            largest = max(groups, key=lambda g: len(self.group_members[g]), default=None)
+            reports.append(await self._add_probe(largest))
 
         # GET with and without members
         gets = (
@@ -560,6 +595,114 @@ class Bench:
             reports[0].fail(f"{count - len(self.group_ids)} of {count} groups were not created")
         return reports
 
+    async def _add_probe(self, large: int | None) -> PhaseReport:
+        """Add 100 members to a ~1,000-member group and to the largest group of e.add,
+        one PATCH at a time on one connection (no queueing), K times each, alternating.
+
+        Each timed add re-adds 100 members that an untimed remove PATCH took out just
+        before, so every group ends with the members it had: e.verify's expectations and
+        phase f are unchanged. The small group is a group of its own, filled (untimed)
+        with the first 1,000 users."""
+        report = PhaseReport("e.add-probe", f"PATCH add {ADD_BATCH}, small vs large group", 1)
+        run = RunResult()
+        if large is None:
+            report.fail("no group to probe (e.create created none)")
+            return report
+        names = {uid: user_name(i) for i, uid in self.created}
+        small_members = [(uid, names[uid]) for _i, uid in self.created[:SMALL_GROUP]]
+        body = group_body(0, "Bench Add Probe")
+        response, _ = await self._send_probe(run, self._okta("POST", "/Groups", body), 201)
+        if response is None:
+            report.add_run(run)
+            return report
+        probe_id = self.probe_group_id = str(response.json()["id"])
+        small: set[str] = set()
+        for i in range(0, len(small_members), ADD_BATCH):
+            batch = small_members[i : i + ADD_BATCH]
+            request = self._okta("PATCH", f"/Groups/{probe_id}", members_add(batch))
+            if (await self._send_probe(run, request, 200, 204))[0] is not None:
+                small.update(uid for uid, _name in batch)
+
+        rng = random.Random(PROBE_SEED)
+        small_latencies: list[float] = []
+        large_latencies: list[float] = []
+        targets = (
+            (probe_id, small, small_latencies),
+            (self.group_ids[large], self.group_members[large], large_latencies),
+        )
+        client_cpu = server_cpu = 0.0
+        for _ in range(self.groups.add_probe):
+            for gid, members, latencies in targets:
+                picked = rng.sample(sorted(members), min(ADD_BATCH, len(members)))
+                if not picked:
+                    continue
+                batch = [(uid, names[uid]) for uid in picked]
+                request = self._okta("PATCH", f"/Groups/{gid}", members_remove(batch))
+                if (await self._send_probe(run, request, 200, 204))[0] is None:
+                    continue
+                members.difference_update(picked)
+                request = self._okta("PATCH", f"/Groups/{gid}", members_add(batch))
+                cpu_before, server_before = time.process_time(), self._server_cpu()
+                response, latency = await self._send_probe(run, request, 200, 204)
+                client_cpu += time.process_time() - cpu_before
+                server_cpu += self._server_cpu() - server_before
+                latencies.append(latency)
+                run.latencies.append(latency)
+                if response is not None:
+                    members.update(picked)
+        run.elapsed = sum(run.latencies)
+        run.client_cpu, run.server_cpu = client_cpu, server_cpu
+
+        # read back the probe group (e.verify checks the large one)
+        request = self._okta("GET", f"/Groups/{probe_id}?attributes=members")
+        response, _ = await self._send_probe(run, request, 200)
+        report.add_run(run)
+        if response is not None:
+            got = [m.get("value") for m in response.json().get("members") or []]
+            if len(got) != len(small) or set(got) != small:
+                report.fail(f"probe group: {len(got)} members, expected {len(small)}")
+        small_size, large_size = len(small), len(self.group_members[large])
+        report.title = f"PATCH add {ADD_BATCH}: {small_size:,} vs {large_size:,} members"
+        small_ms, large_ms = _median_ms(small_latencies), _median_ms(large_latencies)
+        note = None
+        if large_size <= small_size:
+            note = (
+                f"the largest group holds {large_size:,} members, no more than the small "
+                f"group's {small_size:,}: nothing to compare (needs more than {SMALL_GROUP:,})"
+            )
+        report.extra.update(
+            {
+                "probe_adds": self.groups.add_probe,
+                # fewer only in runs too small to compare (large_over_small is null)
+                "members_per_add": min(ADD_BATCH, small_size, large_size),
+                "small_group_members": small_size,
+                "large_group_members": large_size,
+                "small_p50_ms": small_ms,
+                "large_p50_ms": large_ms,
+                "large_over_small": None if note else _ratio(large_ms, small_ms),
+                "scale_note": note,
+            }
+        )
+        return report
+
+    async def _send_probe(
+        self, run: RunResult, request: Request, *expected: int
+    ) -> tuple[Response | None, float]:
+        """One request on the first connection: the answer (``None`` when it was not one
+        of the ``expected`` statuses, recorded as an error) and its latency."""
+        started = time.perf_counter()
+        try:
+            response = await self.connections[0].send(request)
+        except (HttpError, OSError) as exc:
+            run.add_problem(f"{request.method} {request.path[:80]}: {exc}")
+            return None, time.perf_counter() - started
+        latency = time.perf_counter() - started
+        if response.status not in expected:
+            detail = response.body[:200].decode("utf-8", "replace")
+            run.add_problem(f"{request.method} {request.path[:80]} -> {response.status} {detail}")
+            return None, latency
+        return response, latency
+
     def _removals(self, size: int) -> int:
         fraction = self.groups.remove_fraction
         if size == 0 or fraction <= 0:
@@ -570,6 +713,8 @@ class Bench:
 
     async def phase_f(self) -> PhaseReport:
         items = [("Groups", gid) for gid in self.group_ids]
+        if self.probe_group_id is not None:
+            items.append(("Groups", self.probe_group_id))
         items += [("Users", uid) for _i, uid in self.created]
 
         def build(item: tuple[str, str]) -> Request:
@@ -589,3 +734,70 @@ class Bench:
             if status != 200 or left != 0:
                 report.fail(f"after the deletes, GET /{kind} -> {status}, totalResults {left}")
         return report
+
+
+# --- scale figures ----------------------------------------------------------------------
+
+
+def _median_ms(latencies: Sequence[float]) -> float | None:
+    return round(statistics.median(latencies) * 1000, 3) if latencies else None
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return round(numerator / denominator, 3)
+
+
+def _first_and_last_pages(pages: list[tuple[float, int]]) -> dict[str, Any]:
+    """Median latency of the first and of the last full pages of phase d (a short final
+    page is left out), at most ``COMPARED_PAGES`` each and never the same page twice."""
+    full = [latency for latency, users in pages if users == PAGE]
+    k = min(COMPARED_PAGES, len(full) // 2)
+    first, last = _median_ms(full[:k]), _median_ms(full[len(full) - k :])
+    note = None
+    if k == 0:
+        note = (
+            f"{len(full)} full page(s) of {PAGE} users: comparing the first and last pages "
+            f"needs at least 2 (N >= {2 * PAGE})"
+        )
+    return {
+        "full_pages": len(full),
+        "pages_compared": k,
+        "first_pages_ms": first,
+        "last_pages_ms": last,
+        "last_over_first": _ratio(last, first),
+        "scale_note": note,
+    }
+
+
+def _add_by_size(samples: list[tuple[int, float]], size: int) -> dict[str, Any]:
+    """Median latency of e.add's PATCHes by the size of the group they land in: "small"
+    (at most ``SMALL_GROUP`` members before the batch) and "large" (at least
+    ``LARGE_SHARE`` of the final size), the latter only for groups of 10 x
+    ``SMALL_GROUP`` members or more, where the two cannot overlap."""
+    large_from = math.ceil(LARGE_SHARE * size)
+    small = [latency for before, latency in samples if before <= SMALL_GROUP]
+    large = [latency for before, latency in samples if before >= large_from]
+    note = None
+    if not samples:
+        note = "no member was added"
+    elif size < 10 * SMALL_GROUP:
+        note = (
+            f"groups of {size:,} members: 'large' (>= {LARGE_SHARE:.0%} of the final size) "
+            f"needs groups of {10 * SMALL_GROUP:,} or more, 10 x 'small' (<= {SMALL_GROUP:,})"
+        )
+        large = []
+    small_ms, large_ms = _median_ms(small), _median_ms(large)
+    return {
+        "add_ms_by_size": {
+            "small": small_ms,
+            "large": large_ms,
+            "small_requests": len(small),
+            "large_requests": len(large),
+            "small_max_members": SMALL_GROUP,
+            "large_min_members": large_from if large else None,
+        },
+        "large_over_small": _ratio(large_ms, small_ms),
+        "scale_note": note,
+    }

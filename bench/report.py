@@ -10,7 +10,14 @@ import orjson
 
 from .client import RunResult
 
-__all__ = ["JSON_PREFIX", "PhaseReport", "percentile", "render_table", "to_json_line"]
+__all__ = [
+    "JSON_PREFIX",
+    "PhaseReport",
+    "percentile",
+    "render_table",
+    "summary_lines",
+    "to_json_line",
+]
 
 JSON_PREFIX = "BENCH_JSON "
 
@@ -167,6 +174,67 @@ def render_table(rows: list[PhaseReport]) -> str:
     out = [line(header), line(tuple("-" * w for w in widths))]
     out += [line(r) for r in body]
     return "\n".join(out)
+
+
+def _ms(value: float | None) -> str:
+    return f"{value:.2f} ms" if value is not None else "-"
+
+
+def _times(value: float | None) -> str:
+    return f"x{value:.2f}" if value is not None else "x-"
+
+
+def summary_lines(rows: list[PhaseReport]) -> list[str]:
+    """The lines under the table: paging rates, group add costs by group size, and the
+    ``scale`` ratios (with why a ratio is missing, when it is)."""
+    by_name = {row.name: row.extra for row in rows}
+    lines: list[str] = []
+    scale: list[str] = []
+    notes: list[str] = []
+    d = by_name.get("d")
+    if d is not None:
+        k = d["pages_compared"]
+        pages = (
+            f"median of the first {k} full pages {_ms(d['first_pages_ms'])}, of the last {k} "
+            f"{_ms(d['last_pages_ms'])}"
+            if k
+            else "first/last pages -"
+        )
+        lines.append(f"paging: {d['pages_per_s']} pages/s, {d['users_per_s']} users/s; {pages}")
+        scale.append(f"paging last/first pages {_times(d['last_over_first'])}")
+        if d["scale_note"]:
+            notes.append(f"d: {d['scale_note']}")
+    add, probe = by_name.get("e.add"), by_name.get("e.add-probe")
+    parts: list[str] = []
+    if add is not None:
+        sizes = add["add_ms_by_size"]
+        large_min = sizes["large_min_members"]
+        parts.append(
+            f"e.add {_ms(sizes['small'])} into <= {sizes['small_max_members']:,} members, "
+            f"{_ms(sizes['large'])} into >= {large_min:,}"
+            if large_min is not None
+            else f"e.add {_ms(sizes['small'])} into <= {sizes['small_max_members']:,} members"
+        )
+        scale.append(f"group add large/small {_times(add['large_over_small'])} (e.add)")
+        if add["scale_note"]:
+            notes.append(f"e.add: {add['scale_note']}")
+    if probe is not None and "small_group_members" in probe:
+        small, large = probe["small_group_members"], probe["large_group_members"]
+        parts.append(
+            f"e.add-probe (1 connection) {_ms(probe['small_p50_ms'])} into {small:,} members, "
+            f"{_ms(probe['large_p50_ms'])} into {large:,}"
+        )
+        scale.append(
+            f"{_times(probe['large_over_small'])} (e.add-probe, {large:,} vs {small:,} members)"
+        )
+        if probe["scale_note"]:
+            notes.append(f"e.add-probe: {probe['scale_note']}")
+    if parts:
+        lines.append("group add of 100 members, median: " + "; ".join(parts))
+    if scale:
+        lines.append("scale (target: x2 or less): " + ", ".join(scale))
+        lines += [f"  scale note, {note}" for note in notes]
+    return lines
 
 
 def to_json_line(document: dict[str, Any]) -> str:

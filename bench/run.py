@@ -26,7 +26,7 @@ if __package__ in (None, ""):  # run as a script: python bench/run.py
 
 from bench.client import Connection
 from bench.phases import ALL_PHASES, Bench, GroupOptions, RssProbe, measure_ceiling
-from bench.report import PhaseReport, render_table, to_json_line
+from bench.report import PhaseReport, render_table, summary_lines, to_json_line
 from bench.seed import seed_other_teams
 from bench.servers import (
     RATE_LIMITS,
@@ -88,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of each group's members removed one by one (default 0.10)",
     )
     parser.add_argument(
+        "--group-add-probe",
+        type=int,
+        default=20,
+        metavar="K",
+        help="after e.add, K timed sequential 100-member adds into a 1,000-member group and "
+        "into the largest group, each (default 20; 0: no e.add-probe)",
+    )
+    parser.add_argument(
         "--ceiling-requests",
         type=int,
         help="GET / requests for the ceiling (default: N within 20000..50000; 2000 --smoke)",
@@ -135,6 +143,8 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError("--workers must be at least 1")
     if args.workers > 1 and args.database != "postgres":
         raise UsageError("--workers above 1 needs --database postgres (SQLite has one writer)")
+    if args.group_add_probe < 0:
+        raise UsageError("--group-add-probe must be at least 0")
     if not 0.0 <= args.group_remove_fraction <= 1.0:
         raise UsageError("--group-remove-fraction must be between 0 and 1")
     for name in ("groups", "group_members", "group_gets", "ceiling_requests"):
@@ -340,6 +350,7 @@ def _run(args: argparse.Namespace, out: Output) -> dict[str, Any]:
                     members=args.group_members,
                     gets=group_gets,
                     remove_fraction=args.group_remove_fraction,
+                    add_probe=args.group_add_probe,
                 ),
             )
             try:
@@ -406,12 +417,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"load average {meta['load_average_before'][0]}"
         )
         print(render_table(rows))
-        phase_d = next((r for r in rows if r.name == "d"), None)
-        if phase_d is not None:
-            print(
-                f"paging: {phase_d.extra['pages_per_s']} pages/s, "
-                f"{phase_d.extra['users_per_s']} users/s"
-            )
+        for line in summary_lines(rows):
+            print(line)
         if "rss" in document:
             _print_rss(document["rss"])
         for row in rows:

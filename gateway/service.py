@@ -137,7 +137,7 @@ def _save_user(
     conn: Connection, ctx: Ctx, row: Row[Any], current: dict[str, Any], new: dict[str, Any]
 ) -> dict[str, Any]:
     check_immutable(USER, current, new)
-    saved = user_repo.save_user(conn, ctx.team_pk, row, new, base_url=ctx.base_url)
+    saved = user_repo.save_user(conn, ctx.team_pk, row, new, base_url=ctx.base_url, current=current)
     _user_events(ctx, current, saved)
     _deprovision(conn, ctx, saved, current.get("active") is not False)
     return saved

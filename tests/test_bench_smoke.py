@@ -4,6 +4,8 @@ It starts real ``scim-gateway serve`` processes and a ceiling server, so it is a
 end-to-end test. It checks correctness only, never speed: exit code 0, and a
 ``BENCH_JSON`` line in which every phase has no errors and passed its integrity
 checks (every created user paged exactly once, exact group member counts, ...).
+It also checks that the scale figures (first vs last pages, group adds by group
+size) are reported: numbers when the run is big enough, else null with a reason.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ REPO = Path(__file__).resolve().parent.parent
 POSTGRES_ENV = "SCIM_GATEWAY_TEST_POSTGRES_URL"
 PREFIX = "BENCH_JSON "
 TIMEOUT = 600
-ALL_STEPS = {"a", "b", "c", "d", "e.create", "e.add", "e.get", "e.get-excl", "e.remove"}
-ALL_STEPS |= {"e.verify", "f"}
+ALL_STEPS = {"a", "b", "c", "d", "e.create", "e.add", "e.add-probe", "e.get", "e.get-excl"}
+ALL_STEPS |= {"e.remove", "e.verify", "f"}
+PROBE_ADDS = 20  # --group-add-probe's default
 
 
 def run_bench(*args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
@@ -63,18 +66,69 @@ def assert_clean(document: dict[str, Any], steps: set[str]) -> None:
     assert document["ceiling"]["rps"] > 0
 
 
+def phase(document: dict[str, Any], name: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(p for p in document["phases"] if p["phase"] == name)
+    return found
+
+
+def is_ms(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def assert_ratio(report: dict[str, Any], key: str) -> None:
+    """A scale ratio is a number and ``scale_note`` null, or null with a reason."""
+    if report[key] is None:
+        assert isinstance(report["scale_note"], str) and report["scale_note"], report
+    else:
+        assert is_ms(report[key]), report
+        assert report["scale_note"] is None, report
+
+
+def assert_small_run_scale(document: dict[str, Any]) -> None:
+    """N=40: one short page and 40-member groups, too small for any ratio; the medians
+    that can be measured are, and every missing ratio says why."""
+    d = phase(document, "d")
+    assert (d["full_pages"], d["pages_compared"]) == (0, 0), d
+    assert d["first_pages_ms"] is None and d["last_pages_ms"] is None, d
+    assert d["last_over_first"] is None and "N >= 200" in d["scale_note"], d
+
+    add = phase(document, "e.add")
+    assert is_ms(add["add_ms_by_size"]["small"]), add
+    assert add["add_ms_by_size"]["small_requests"] == 1, add  # 40 members: one batch
+    assert add["add_ms_by_size"]["large"] is None, add
+    assert add["large_over_small"] is None and "10,000" in add["scale_note"], add
+
+    probe = phase(document, "e.add-probe")
+    assert probe["concurrency"] == 1, probe
+    assert probe["requests"] == 2 * PROBE_ADDS, probe
+    assert probe["small_group_members"] == probe["large_group_members"] == 40, probe
+    assert is_ms(probe["small_p50_ms"]) and is_ms(probe["large_p50_ms"]), probe
+    assert probe["large_over_small"] is None, probe
+    assert_ratio(probe, "large_over_small")
+
+
 def test_smoke_sqlite() -> None:
-    _proc, document = run_bench()
+    proc, document = run_bench()
     assert document["meta"]["database"] == "sqlite"
     assert document["meta"]["users"] == 40
     assert_clean(document, ALL_STEPS)
+    assert_small_run_scale(document)
+    assert "scale (target: x2 or less): " in proc.stdout
 
 
 def test_smoke_sqlite_other_teams_and_memory() -> None:
     """Users seeded into other teams never show in this team's paging (phase d
-    checks totalResults and every id), and the memory probe reports."""
-    _proc, document = run_bench("--other-teams-users", "500", "--phases", "a,d", "--rss")
+    checks totalResults and every id), and the memory probe reports. N=250 gives two
+    full pages and a short one: phase d compares the first full page with the last."""
+    _proc, document = run_bench(
+        "--users", "250", "--other-teams-users", "500", "--phases", "a,d", "--rss"
+    )
     assert_clean(document, {"a", "d"})
+    d = phase(document, "d")
+    assert (d["requests"], d["full_pages"], d["pages_compared"]) == (3, 2, 1), d
+    assert is_ms(d["first_pages_ms"]) and is_ms(d["last_pages_ms"]), d
+    assert_ratio(d, "last_over_first")
+    assert d["last_over_first"] is not None, d
     assert document["seed"]["users"] == 500
     rss = document["rss"]
     assert 0 < rss["idle_kib"] <= rss["peak_kib"]
@@ -91,3 +145,4 @@ def test_smoke_postgres(workers: int) -> None:
     assert document["meta"]["database"] == "postgresql"
     assert document["meta"]["workers"] == workers
     assert_clean(document, ALL_STEPS)
+    assert_small_run_scale(document)

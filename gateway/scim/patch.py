@@ -277,7 +277,7 @@ def _check_complex(attr: Attribute, value: Any, where: str, *, keep_nulls: bool)
                 out[name] = None
             continue
         if sub is None:
-            out[name] = copy.deepcopy(item)
+            out[name] = _clone(item)
         else:
             out[name] = _check_value(sub, item, f"{where}.{sub.name}")
     return out
@@ -656,7 +656,7 @@ class _Patcher:
         self._store(container, key, target, old, new, raw)
 
     def _merge_unmodelled(self, op: str, old: Any, value: Any) -> Any:
-        value = copy.deepcopy(value)
+        value = _clone(value)
         if isinstance(old, dict) and isinstance(value, dict):
             merged = dict(old)
             for name, item in value.items():
@@ -755,7 +755,7 @@ class _Patcher:
             self._check_sub_removable(sub, raw)
             _put(new, name, None)
         else:
-            checked = copy.deepcopy(value) if sub is None else _check_value(sub, value, raw)
+            checked = _clone(value) if sub is None else _check_value(sub, value, raw)
             _put(new, name, checked)
         self._check_sub_change(sub, old, new, raw)
         self._store(container, key, target, old, new, raw)
@@ -831,7 +831,7 @@ class _Patcher:
             before = dict(element)
             present = _key_of(element, target.sub_name)
             name = sub.name if sub is not None else (present or target.sub_name)
-            _put(element, name, copy.deepcopy(checked))
+            _put(element, name, _clone(checked))
             self._check_sub_change(sub, before, element, raw)
             self._touch(element)
 
@@ -862,17 +862,17 @@ class _Patcher:
         if attr is not None:
             given = _check_complex(attr, value, raw, keep_nulls=op == "add")
         elif isinstance(value, dict):
-            given = copy.deepcopy(value)
+            given = _clone(value)
         else:
             raise InvalidValue(f"'{raw}' must be an object, not {_json_type(value)}.")
         for i in sorted(selected):
             before = new[i]
             if op == "replace" or not isinstance(before, dict):
-                element = {k: copy.deepcopy(v) for k, v in given.items() if v is not None}
+                element = {k: _clone(v) for k, v in given.items() if v is not None}
             else:
                 element = dict(before)
                 for name, item in given.items():
-                    _put(element, name, copy.deepcopy(item))
+                    _put(element, name, _clone(item))
             if attr is not None:
                 for sub in attr.sub_attributes:
                     self._check_sub_change(sub, before, element, f"{raw}.{sub.name}")
@@ -905,6 +905,22 @@ def _is_urn(key: Any) -> bool:
     return isinstance(key, str) and key.lower().startswith("urn:")
 
 
+_IMMUTABLE = (str, int, float, bool, type(None))
+
+
+def _clone(value: Any) -> Any:
+    """A deep copy of JSON data (dicts, lists, scalars), several times faster than
+    :func:`copy.deepcopy`, which a PATCH of a user once spent a tenth of its time in."""
+    kind = type(value)
+    if kind is dict:
+        return {k: _clone(v) for k, v in value.items()}
+    if kind is list:
+        return [_clone(v) for v in value]
+    if kind in _IMMUTABLE:
+        return value
+    return copy.deepcopy(value)
+
+
 def apply_patch(
     resource: dict[str, Any], ops: Sequence[PatchOperation], resource_type: ResourceType
 ) -> dict[str, Any]:
@@ -914,7 +930,7 @@ def apply_patch(
     :class:`~gateway.scim.errors.ScimError` propagates, its detail prefixed with the
     operation's number, and ``resource`` is left as it was.
     """
-    result = copy.deepcopy(resource)
+    result: dict[str, Any] = _clone(resource)
     patcher = _Patcher(result, resource_type)
     for index, operation in enumerate(ops, 1):
         try:

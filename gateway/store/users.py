@@ -22,7 +22,7 @@ from ..scim.projection import Projection
 from ..scim.schemas import USER
 from .common import ListQuery, Page, etag, meta, page_total, utcnow
 from .fast import Prepared
-from .mapping import user_from_rows, user_to_rows
+from .mapping import fold, user_from_rows, user_to_rows
 from .query import compile_filter, groups, memberships, sort_expression, users, values
 
 __all__ = [
@@ -294,8 +294,7 @@ def find_dormant(conn: Connection, team_pk: int, resource: dict[str, Any]) -> Ro
     A userName match never restores a user whose externalId says it is another
     identity: a recycled userName (a new hire given a former employee's address) must
     not inherit the old account, its id, memberships and role."""
-    columns, _ = user_to_rows(resource)
-    ext, name = columns["external_id"], columns["user_name_ci"]
+    ext, name = resource.get("externalId"), fold(resource.get("userName"))
     pick = None
     if ext is not None:
         pick = _DORMANT_BY_EXTERNAL_ID.first(conn, {"team_pk": team_pk, "external_id": ext})
@@ -385,9 +384,12 @@ def save_user(
     *,
     base_url: str,
     restore: bool = False,
+    current: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Replace a user's stored attributes with ``resource`` (a canonical User); with
-    ``restore``, bring an inactive or deleted user back."""
+    ``restore``, bring an inactive or deleted user back. ``current`` (the stored user
+    as loaded) lets a write that leaves the multi-valued attributes as they were skip
+    rewriting their rows (a deactivation, a profile update)."""
     columns, value_rows = user_to_rows(resource)
     if restore and columns["active"] is None:
         columns["active"] = True
@@ -401,8 +403,9 @@ def save_user(
         _UPDATE_USER.run(conn, {**columns, **extra, "last_modified": now, "b_pk": row.pk})
     except IntegrityError as exc:
         raise _uniqueness(columns["user_name"]) from exc
-    _DELETE_VALUES.run(conn, {"b_user_pk": row.pk})
-    _insert_values(conn, team_pk, row.pk, value_rows)
+    if current is None or user_to_rows(current)[1] != value_rows:
+        _DELETE_VALUES.run(conn, {"b_user_pk": row.pk})
+        _insert_values(conn, team_pk, row.pk, value_rows)
     # Rendered from what was just written: the same row, one version on, the same groups.
     fresh = {**row._mapping, **columns, **extra, "last_modified": now, "version": row.version + 1}
     return _render_written(conn, fresh, value_rows, base_url=base_url, groups_of=row.pk)

@@ -27,7 +27,7 @@ def upgrade() -> None:
     # have its scim_user indexes in this version's shape.
     present = {"ix_user_team_pk"}
     if not op.get_context().as_sql:
-        present = {ix["name"] for ix in sa.inspect(op.get_bind()).get_indexes("scim_user")}
+        present = {str(ix["name"]) for ix in sa.inspect(op.get_bind()).get_indexes("scim_user")}
     if "ix_user_team_pk_state" not in present:
         op.create_index("ix_user_team_pk_state", "scim_user", ["team_pk", "pk", "state"])
     if "ix_user_team_pk" in present:
