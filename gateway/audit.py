@@ -27,7 +27,7 @@ from plugins import ProvisioningEvent
 from .keys import redact
 from .logging_setup import is_sensitive as secret_named
 from .scim.schemas import GROUP, USER, Attribute
-from .store.db import Database
+from .store.db import Database, scratch
 from .store.fast import Prepared
 from .store.query import groups, users
 from .store.tables import AuditRecord, Team
@@ -120,8 +120,10 @@ class Names:
             if event.kind in _MEMBER_KINDS:
                 member_type = "Group" if event.changes.get("member_type") == "Group" else "User"
                 wanted[member_type].add(str(event.changes.get("member", "")))
-        self.users = self._lookup(
-            conn, users.c.id, users.c.user_name, users, team_pk, wanted["User"]
+        known: dict[str, str] = scratch(conn).get(f"user_names:{team_pk}", {})
+        self.users = {i: known[i] for i in wanted["User"] if i in known}
+        self.users |= self._lookup(
+            conn, users.c.id, users.c.user_name, users, team_pk, wanted["User"] - set(known)
         )
         self.groups = self._lookup(
             conn, groups.c.id, groups.c.display_name, groups, team_pk, wanted["Group"]

@@ -68,12 +68,21 @@ _RETURNED = frozenset({"always", "never", "default", "request"})
 _UNIQUENESS = frozenset({"none", "server", "global"})
 
 
+_INDEXES: dict[int, tuple[tuple[Attribute, ...], dict[str, Attribute]]] = {}
+
+
 def _find(attributes: tuple[Attribute, ...], name: str) -> Attribute | None:
-    key = name.lower()
-    for attribute in attributes:
-        if attribute.name.lower() == key:
-            return attribute
-    return None
+    """The attribute called ``name`` (case-insensitive): a dict lookup per attribute
+    tuple, built the first time (validation looks up every attribute of every body)."""
+    entry = _INDEXES.get(id(attributes))
+    if entry is None or entry[0] is not attributes:
+        index: dict[str, Attribute] = {}
+        for attribute in attributes:
+            index.setdefault(attribute.name.lower(), attribute)
+        if len(_INDEXES) > 4096:  # only the schemas' own tuples are expected here
+            _INDEXES.clear()
+        entry = _INDEXES[id(attributes)] = (attributes, index)
+    return entry[1].get(name.lower())
 
 
 @dataclass(frozen=True, slots=True)

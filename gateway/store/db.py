@@ -23,7 +23,18 @@ from sqlalchemy.pool import QueuePool
 from ..scim.errors import ServiceUnavailable
 from .fast import Prepared
 
-__all__ = ["Database", "make_engine", "normalise_url"]
+__all__ = ["Database", "make_engine", "normalise_url", "scratch"]
+
+_SCRATCH = "scim_gateway.transaction"
+
+
+def scratch(conn: Connection) -> dict[str, Any]:
+    """A dict that lives as long as the current transaction of ``conn``: what one
+    step of a write learnt and a later step of the same write can reuse (a member's
+    userName, resolved to add it, is the name its audit record shows)."""
+    found: dict[str, Any] = conn.info.setdefault(_SCRATCH, {})
+    return found
+
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -141,8 +152,12 @@ class Database:
     def transaction(self, *, write: bool) -> Iterator[Connection]:
         with self._connect() as conn:
             conn.execution_options(scim_write=write)
-            with conn.begin():
-                yield conn
+            conn.info.pop(_SCRATCH, None)
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                conn.info.pop(_SCRATCH, None)
 
     def call(self, fn: Callable[..., T], *args: Any, write: bool = False) -> T:
         """Run ``fn(conn, *args)`` in one transaction on this thread."""

@@ -55,7 +55,16 @@ def _row_class(names: Sequence[str]) -> type[FastRow]:
 class _Plan:
     """One statement compiled for one dialect (and one set of insert columns)."""
 
-    __slots__ = ("binds", "positional", "processors", "row", "sql")
+    __slots__ = (
+        "bind_names",
+        "bind_processors",
+        "binds",
+        "positional",
+        "processed",
+        "processors",
+        "row",
+        "sql",
+    )
 
     def __init__(self, stmt: ClauseElement, dialect: Dialect, keys: tuple[str, ...] | None):
         compiled: Any = stmt.compile(dialect=dialect, column_keys=list(keys) if keys else None)
@@ -87,6 +96,9 @@ class _Plan:
                 by_name[name] = (bind.key, _GIVEN, None, process)
         order = compiled.positiontup if self.positional else list(by_name)
         self.binds = [(name, *by_name[name]) for name in (order or [])]
+        self.bind_names = [bind[0] for bind in self.binds]
+        self.bind_processors = [bind[4] for bind in self.binds]
+        self.processed = any(p is not None for p in self.bind_processors)
         columns = compiled._result_columns
         self.row = _row_class([c.keyname for c in columns]) if columns else None
         self.processors: list[Any] | None = None
@@ -95,18 +107,24 @@ class _Plan:
             self.processors = procs if any(procs) else None
 
     def parameters(self, given: Mapping[str, Any]) -> Any:
-        values: list[Any] = []
-        for _name, key, source, constant, process in self.binds:
-            if source == _GIVEN:
-                value = given[key]
-            elif source == _FIXED:
-                value = constant
-            else:
-                value = given.get(key, constant)
-            values.append(process(value) if process is not None and value is not None else value)
+        values = [
+            (
+                given[key]
+                if source == _GIVEN
+                else constant
+                if source == _FIXED
+                else given.get(key, constant)
+            )
+            for _name, key, source, constant, _process in self.binds
+        ]
+        if self.processed:
+            values = [
+                v if p is None or v is None else p(v)
+                for v, p in zip(values, self.bind_processors, strict=True)
+            ]
         if self.positional:
             return tuple(values)
-        return {bind[0]: value for bind, value in zip(self.binds, values, strict=True)}
+        return dict(zip(self.bind_names, values, strict=True))
 
     def make_rows(self, raw: Iterable[Sequence[Any]]) -> list[Any]:
         cls = self.row

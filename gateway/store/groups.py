@@ -20,6 +20,7 @@ from ..scim.filter import Compare, Node
 from ..scim.projection import Projection
 from ..scim.schemas import GROUP
 from .common import ListQuery, Page, etag, insert_ignore, meta, page_total, utcnow
+from .db import scratch
 from .fast import Prepared
 from .mapping import group_from_row, group_to_row
 from .query import compile_filter, groups, member_condition, memberships, sort_expression, users
@@ -80,7 +81,7 @@ _REMOVE_ONE = Prepared(
     )
     .returning(*_RETURNED)
 )
-_USERS_BY_ID = select(users.c.pk, users.c.id).where(
+_USERS_BY_ID = select(users.c.pk, users.c.id, users.c.user_name).where(
     users.c.team_pk == bindparam("team_pk"),
     users.c.id.in_(bindparam("ids", expanding=True)),
     users.c.state != "deleted",
@@ -176,10 +177,13 @@ def _resolve_members(
     """Membership rows for member objects; 400 for an id that is not in this team."""
     wanted = list(dict.fromkeys(str(m.get("value")) for m in members))
     found: dict[str, dict[str, Any]] = {}
+    # The audit record of each added member names it: kept for that step (audit.Names).
+    names: dict[str, str] = scratch(conn).setdefault(f"user_names:{team_pk}", {})
     for i in range(0, len(wanted), _CHUNK):
         chunk = wanted[i : i + _CHUNK]
-        for row in conn.execute(_USERS_BY_ID, {"team_pk": team_pk, "ids": chunk}):
-            found[row.id] = {"user_pk": row.pk, "child_group_pk": None, "id": row.id}
+        for user in conn.execute(_USERS_BY_ID, {"team_pk": team_pk, "ids": chunk}):
+            found[user.id] = {"user_pk": user.pk, "child_group_pk": None, "id": user.id}
+            names[user.id] = user.user_name
         missing = [v for v in chunk if v not in found]
         if missing:
             for row in conn.execute(_GROUPS_BY_ID, {"team_pk": team_pk, "ids": missing}):
