@@ -209,13 +209,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await gateway.delivery.stop()
             gateway.stop()
 
+    # The routes IdPs call thousands of times come first: Starlette tries them in order.
     scim_routes = _routes(
         [
-            routes_for_discovery,
-            routes_for_root_search,
             routes_for_users,
             routes_for_groups,
+            routes_for_root_search,
             routes_for_bulk,
+            routes_for_discovery,
         ]
     )
     app = Starlette(
