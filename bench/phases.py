@@ -526,8 +526,11 @@ class Bench:
         reports.append(
             PhaseReport.from_run("e.get", f"GET group with {len(members)} members", c, run)
         )
+        # At least 1,000 of these cheap GETs: a handful would only measure how long the
+        # server takes to finish sending the full groups just before.
+        excluded_gets = [k % len(groups) for k in range(max(len(gets), 1000))] if groups else []
         run = await self._run(
-            gets,
+            excluded_gets,
             lambda g: self._okta("GET", f"/Groups/{self.group_ids[g]}?excludedAttributes=members"),
             check_excluded,
         )

@@ -27,6 +27,7 @@ from plugins import ProvisioningEvent
 from .keys import redact
 from .logging_setup import is_sensitive as secret_named
 from .scim.schemas import GROUP, USER, Attribute
+from .store.common import team_check
 from .store.db import Database, scratch
 from .store.fast import Prepared
 from .store.query import groups, users
@@ -137,7 +138,7 @@ class Names:
         wanted = sorted(ids)
         for i in range(0, len(wanted), _CHUNK):
             stmt = select(id_col, name_col).where(
-                table.c.team_pk == team_pk, id_col.in_(wanted[i : i + _CHUNK])
+                team_check(table.c.team_pk, team_pk), id_col.in_(wanted[i : i + _CHUNK])
             )
             found.update({row[0]: row[1] for row in conn.execute(stmt)})
         return found

@@ -9,7 +9,25 @@ from typing import Any
 from sqlalchemy import Connection, Insert, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-__all__ = ["ListQuery", "Page", "etag", "insert_ignore", "iso", "meta", "utcnow"]
+__all__ = [
+    "ListQuery",
+    "Page",
+    "etag",
+    "insert_ignore",
+    "iso",
+    "meta",
+    "team_check",
+    "utcnow",
+]
+
+
+def team_check(column: Any, team_pk: Any) -> Any:
+    """``column = team_pk`` as a check on rows another index found, never as the index
+    to search: ``team_pk + 0`` is not an indexed expression. Without it, SQLite (which
+    keeps no statistics unless told to) answered ``team_pk = ? AND id IN (100 ids)``
+    by reading every user of the team, which made adding 100 members to a group of a
+    100,000-user team take 40 ms instead of 4."""
+    return (column + 0) == team_pk
 
 
 def utcnow() -> datetime:

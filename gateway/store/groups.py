@@ -19,7 +19,7 @@ from ..scim.errors import InvalidValue, NotFound
 from ..scim.filter import Compare, Node
 from ..scim.projection import Projection
 from ..scim.schemas import GROUP
-from .common import ListQuery, Page, etag, insert_ignore, meta, page_total, utcnow
+from .common import ListQuery, Page, etag, insert_ignore, meta, page_total, team_check, utcnow
 from .db import scratch
 from .fast import Prepared
 from .mapping import group_from_row, group_to_row
@@ -63,31 +63,46 @@ _TOUCH = Prepared(
 )
 _RETURNED = (memberships.c.user_pk, memberships.c.child_group_pk)
 # Remove one member by id (``members[value eq "..."]``, Entra's single-member
-# remove): two indexed probes, whatever the size of the group.
-_REMOVE_ONE = Prepared(
+# remove): one lookup by a full key of the membership, whatever the size of the
+# group; the child-group form runs only when no user had that id. One statement
+# with an OR of the two was planned, once SQLite had statistics, as a read of the
+# group's every membership row.
+_REMOVE_USER = Prepared(
     delete(memberships)
     .where(
         memberships.c.group_pk == bindparam("group_pk"),
-        or_(
-            memberships.c.user_pk
-            == select(users.c.pk)
-            .where(users.c.team_pk == bindparam("team_pk"), users.c.id == bindparam("member_id"))
-            .scalar_subquery(),
-            memberships.c.child_group_pk
-            == select(groups.c.pk)
-            .where(groups.c.team_pk == bindparam("team_pk"), groups.c.id == bindparam("member_id"))
-            .scalar_subquery(),
-        ),
+        memberships.c.user_pk
+        == select(users.c.pk)
+        .where(
+            users.c.id == bindparam("member_id"), team_check(users.c.team_pk, bindparam("team_pk"))
+        )
+        .scalar_subquery(),
     )
     .returning(*_RETURNED)
 )
+_REMOVE_CHILD_GROUP = Prepared(
+    delete(memberships)
+    .where(
+        memberships.c.group_pk == bindparam("group_pk"),
+        memberships.c.child_group_pk
+        == select(groups.c.pk)
+        .where(
+            groups.c.id == bindparam("member_id"),
+            team_check(groups.c.team_pk, bindparam("team_pk")),
+        )
+        .scalar_subquery(),
+    )
+    .returning(*_RETURNED)
+)
+# Found by id (unique index), then checked for the team (see team_check).
 _USERS_BY_ID = select(users.c.pk, users.c.id, users.c.user_name).where(
-    users.c.team_pk == bindparam("team_pk"),
     users.c.id.in_(bindparam("ids", expanding=True)),
+    team_check(users.c.team_pk, bindparam("team_pk")),
     users.c.state != "deleted",
 )
 _GROUPS_BY_ID = select(groups.c.pk, groups.c.id).where(
-    groups.c.team_pk == bindparam("team_pk"), groups.c.id.in_(bindparam("ids", expanding=True))
+    groups.c.id.in_(bindparam("ids", expanding=True)),
+    team_check(groups.c.team_pk, bindparam("team_pk")),
 )
 
 
@@ -245,15 +260,17 @@ def remove_members(
     ids = list(dict.fromkeys(member_ids))
     if len(ids) == 1:
         params = {"group_pk": group_pk, "team_pk": team_pk, "member_id": ids[0]}
-        return [
-            (ids[0], "User" if r.user_pk is not None else "Group", r.user_pk)
-            for r in _REMOVE_ONE.rows(conn, params)
-        ]
+        one = _REMOVE_USER.rows(conn, params) or _REMOVE_CHILD_GROUP.rows(conn, params)
+        return [(ids[0], "User" if r.user_pk is not None else "Group", r.user_pk) for r in one]
     removed: list[Member] = []
     for i in range(0, len(ids), _CHUNK):
         chunk = ids[i : i + _CHUNK]
-        user_pks = select(users.c.pk).where(users.c.team_pk == team_pk, users.c.id.in_(chunk))
-        group_pks = select(groups.c.pk).where(groups.c.team_pk == team_pk, groups.c.id.in_(chunk))
+        user_pks = select(users.c.pk).where(
+            team_check(users.c.team_pk, team_pk), users.c.id.in_(chunk)
+        )
+        group_pks = select(groups.c.pk).where(
+            team_check(groups.c.team_pk, team_pk), groups.c.id.in_(chunk)
+        )
         gone = conn.execute(
             delete(memberships)
             .where(
