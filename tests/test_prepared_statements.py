@@ -1,0 +1,86 @@
+"""Prepared statements (``gateway.store.fast``): the hot paths' way to run SQL.
+
+They skip SQLAlchemy's execution machinery, so these tests pin what must not change
+with it, on both databases: values come back as SQLAlchemy would return them (aware
+datetimes, JSON, booleans), a constraint violation is SQLAlchemy's IntegrityError
+(the 409 of a racing create depends on it), the statements take part in the caller's
+transaction (a rollback undoes them), and unsupported statements are refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from gateway.store.bootstrap import prepare_database
+from gateway.store.db import Database, make_engine
+from gateway.store.fast import Prepared
+from gateway.store.tables import Team
+
+teams = Team.__table__  # type: ignore[attr-defined]
+
+_INSERT = Prepared(insert(teams).returning(teams.c.pk))
+_BY_SLUG = Prepared(select(teams).where(teams.c.slug == bindparam("slug")))
+CREATED = datetime(2026, 11, 28, 12, 30, 15, 123000, tzinfo=UTC)
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(make_engine(database_url, pool_size=2))
+    prepare_database(database)
+    yield database
+    database.dispose()
+
+
+def _row(slug: str) -> dict[str, object]:
+    return {
+        "slug": slug,
+        "name": "Acme",
+        "scim_enabled": True,
+        "options": {"roles": {"Admins": "admin"}, "n": [1, 2]},
+        "created": CREATED,
+    }
+
+
+def test_values_come_back_as_sqlalchemy_returns_them(db: Database) -> None:
+    with db.transaction(write=True) as conn:
+        pk = _INSERT.scalar(conn, _row("acme"))
+    with db.transaction(write=False) as conn:
+        prepared = _BY_SLUG.first(conn, {"slug": "acme"})
+        plain = conn.execute(select(teams).where(teams.c.slug == "acme")).one()
+        missing = _BY_SLUG.first(conn, {"slug": "nobody"})
+    assert missing is None
+    assert prepared.pk == pk
+    assert prepared._mapping == dict(plain._mapping)
+    assert prepared.scim_enabled is True
+    assert prepared.options == {"roles": {"Admins": "admin"}, "n": [1, 2]}
+    assert prepared.created == CREATED and prepared.created.tzinfo is not None
+
+
+def test_a_unique_violation_is_sqlalchemys_integrity_error(db: Database) -> None:
+    with db.transaction(write=True) as conn:
+        _INSERT.scalar(conn, _row("twice"))
+    with pytest.raises(IntegrityError), db.transaction(write=True) as conn:
+        _INSERT.scalar(conn, _row("twice"))
+
+
+def test_prepared_writes_belong_to_the_callers_transaction(db: Database) -> None:
+    class Undo(Exception):
+        pass
+
+    with pytest.raises(Undo), db.transaction(write=True) as conn:
+        _INSERT.scalar(conn, _row("rolled-back"))
+        assert _BY_SLUG.first(conn, {"slug": "rolled-back"}) is not None
+        raise Undo
+    with db.transaction(write=False) as conn:
+        assert _BY_SLUG.first(conn, {"slug": "rolled-back"}) is None
+
+
+def test_statements_it_cannot_run_are_refused_when_first_used(db: Database) -> None:
+    in_list = Prepared(select(teams.c.pk).where(teams.c.slug.in_(bindparam("s", expanding=True))))
+    with db.transaction(write=False) as conn, pytest.raises(ValueError, match="expanding"):
+        in_list.rows(conn, {"s": ["a", "b"]})
