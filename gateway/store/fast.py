@@ -118,9 +118,9 @@ class _Plan:
             for _name, key, source, constant, _process in self.binds
         ]
         if self.processed:
+            # None too, as SQLAlchemy does: a JSON column stores None as JSON null.
             values = [
-                v if p is None or v is None else p(v)
-                for v, p in zip(values, self.bind_processors, strict=True)
+                v if p is None else p(v) for v, p in zip(values, self.bind_processors, strict=True)
             ]
         if self.positional:
             return tuple(values)
