@@ -84,3 +84,19 @@ def test_statements_it_cannot_run_are_refused_when_first_used(db: Database) -> N
     in_list = Prepared(select(teams.c.pk).where(teams.c.slug.in_(bindparam("s", expanding=True))))
     with db.transaction(write=False) as conn, pytest.raises(ValueError, match="expanding"):
         in_list.rows(conn, {"s": ["a", "b"]})
+
+
+def test_none_is_stored_as_sqlalchemy_stores_it(db: Database) -> None:
+    """A JSON column given None holds JSON null, not SQL NULL, whichever way it was written."""
+    with db.transaction(write=True) as conn:
+        _INSERT.scalar(conn, {**_row("prepared"), "options": None})
+        conn.execute(insert(teams), {**_row("plain"), "options": None})
+    with db.transaction(write=False) as conn:
+        stored = dict(
+            conn.execute(
+                select(teams.c.slug, teams.c.options.is_(None)).where(
+                    teams.c.slug.in_(["prepared", "plain"])
+                )
+            ).all()
+        )
+    assert stored["prepared"] == stored["plain"]
