@@ -9,6 +9,7 @@ transaction (a rollback undoes them), and unsupported statements are refused.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -26,6 +27,7 @@ teams = Team.__table__  # type: ignore[attr-defined]
 _INSERT = Prepared(insert(teams).returning(teams.c.pk))
 _BY_SLUG = Prepared(select(teams).where(teams.c.slug == bindparam("slug")))
 CREATED = datetime(2026, 11, 28, 12, 30, 15, 123000, tzinfo=UTC)
+SUFFIX = uuid.uuid4().hex[:8]
 
 
 @pytest.fixture
@@ -38,7 +40,7 @@ def db(database_url: str) -> Iterator[Database]:
 
 def _row(slug: str) -> dict[str, object]:
     return {
-        "slug": slug,
+        "slug": f"{slug}-{SUFFIX}",  # the PostgreSQL schema is shared by a whole run
         "name": "Acme",
         "scim_enabled": True,
         "options": {"roles": {"Admins": "admin"}, "n": [1, 2]},
@@ -50,9 +52,9 @@ def test_values_come_back_as_sqlalchemy_returns_them(db: Database) -> None:
     with db.transaction(write=True) as conn:
         pk = _INSERT.scalar(conn, _row("acme"))
     with db.transaction(write=False) as conn:
-        prepared = _BY_SLUG.first(conn, {"slug": "acme"})
-        plain = conn.execute(select(teams).where(teams.c.slug == "acme")).one()
-        missing = _BY_SLUG.first(conn, {"slug": "nobody"})
+        prepared = _BY_SLUG.first(conn, {"slug": f"acme-{SUFFIX}"})
+        plain = conn.execute(select(teams).where(teams.c.slug == f"acme-{SUFFIX}")).one()
+        missing = _BY_SLUG.first(conn, {"slug": f"nobody-{SUFFIX}"})
     assert missing is None
     assert prepared.pk == pk
     assert prepared._mapping == dict(plain._mapping)
@@ -74,10 +76,10 @@ def test_prepared_writes_belong_to_the_callers_transaction(db: Database) -> None
 
     with pytest.raises(Undo), db.transaction(write=True) as conn:
         _INSERT.scalar(conn, _row("rolled-back"))
-        assert _BY_SLUG.first(conn, {"slug": "rolled-back"}) is not None
+        assert _BY_SLUG.first(conn, {"slug": f"rolled-back-{SUFFIX}"}) is not None
         raise Undo
     with db.transaction(write=False) as conn:
-        assert _BY_SLUG.first(conn, {"slug": "rolled-back"}) is None
+        assert _BY_SLUG.first(conn, {"slug": f"rolled-back-{SUFFIX}"}) is None
 
 
 def test_statements_it_cannot_run_are_refused_when_first_used(db: Database) -> None:
@@ -95,8 +97,8 @@ def test_none_is_stored_as_sqlalchemy_stores_it(db: Database) -> None:
         stored = dict(
             conn.execute(
                 select(teams.c.slug, teams.c.options.is_(None)).where(
-                    teams.c.slug.in_(["prepared", "plain"])
+                    teams.c.slug.in_([f"prepared-{SUFFIX}", f"plain-{SUFFIX}"])
                 )
             ).all()
         )
-    assert stored["prepared"] == stored["plain"]
+    assert stored[f"prepared-{SUFFIX}"] == stored[f"plain-{SUFFIX}"]

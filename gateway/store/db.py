@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, ParamSpec, TypeVar
 
@@ -49,12 +50,30 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def _journal_mode_wal(cur: sqlite3.Cursor, patience: float) -> None:
+    """``PRAGMA journal_mode=WAL``, retried while another connection holds the lock.
+
+    Turning a new database file to WAL needs it to itself, and SQLite answers "database
+    is locked" at once, without waiting out the busy timeout, when several processes
+    open a new file together (gateways started at the same moment)."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _sqlite_setup(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        # The connection's busy timeout (its ``timeout`` argument) bounds the wait.
+        _journal_mode_wal(cur, patience=cur.execute("PRAGMA busy_timeout").fetchone()[0] / 1000)
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA busy_timeout=10000")
