@@ -9,6 +9,7 @@ with ``BEGIN IMMEDIATE`` so two writers never deadlock on a lock upgrade.
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import threading
 import time
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, ParamSpec, TypeVar
 
 import anyio.to_thread
+import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
@@ -95,12 +97,24 @@ def _sqlite_setup(engine: Engine) -> None:
             ) from exc
 
 
+def _json_loads(text: str | bytes) -> Any:
+    """JSON columns read with orjson (several times faster than the standard library:
+    a page of 100 users decodes 300 of them). Stored JSON came from request bodies that
+    orjson parsed, so it reads back the same; text orjson refuses (``NaN``) falls back
+    to the standard library."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
             echo=echo,
+            json_deserializer=_json_loads,
             poolclass=QueuePool,
             pool_size=pool_size,
             max_overflow=pool_size,
@@ -116,6 +130,7 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
     return create_engine(
         url,
         echo=echo,
+        json_deserializer=_json_loads,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
