@@ -34,7 +34,7 @@ from .routes.search import routes_for_root_search
 from .routes.users import routes_for_users
 from .scim.errors import Forbidden, ScimError
 from .store.bootstrap import prepare_database
-from .store.db import Database, make_engine
+from .store.db import Database, make_engine, scratch
 from .team_config import apply_config_teams
 
 __all__ = ["Gateway", "app_factory", "create_app"]
@@ -102,16 +102,13 @@ class Gateway:
         """Hand a write's events to every recorder, in the write's own transaction.
 
         ``team`` is the (slug, pk) of the team that wrote, when the caller knows it:
-        recorders find it in ``conn.info`` instead of looking it up."""
+        recorders find it in the transaction's scratch instead of looking it up."""
         if not events:
             return
         if team is not None:
-            conn.info[WRITE_TEAMS] = {team[0]: team[1]}
-        try:
-            for recorder in self._recorders:
-                recorder(conn, events)
-        finally:
-            conn.info.pop(WRITE_TEAMS, None)
+            scratch(conn)[WRITE_TEAMS] = {team[0]: team[1]}
+        for recorder in self._recorders:
+            recorder(conn, events)
 
     def adapter_for(self, principal: Principal) -> Adapter:
         """The adapter bound to the caller's key (or its team's default)."""

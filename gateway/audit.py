@@ -100,9 +100,10 @@ def redact_changes(value: Any) -> Any:
 # --- describing a change in words ------------------------------------------------------
 
 
-WRITE_TEAMS = "scim_gateway.write_teams"
-"""``conn.info`` key under which the write being recorded names its team's pk by slug
-(see :meth:`gateway.app.Gateway.record`), sparing each recorder a lookup."""
+WRITE_TEAMS = "write_teams"
+"""Key of :func:`~gateway.store.db.scratch` under which the write being recorded names
+its team's pk by slug (see :meth:`gateway.app.Gateway.record`), sparing each recorder
+a lookup."""
 
 _MEMBER_KINDS = ("member.added", "member.removed")
 _CHUNK = 500
@@ -216,7 +217,7 @@ def _subject_user(event: ProvisioningEvent) -> str | None:
 
 
 def team_pk_of(conn: Connection, slug: str) -> int:
-    known: dict[str, int] | None = conn.info.get(WRITE_TEAMS)
+    known: dict[str, int] | None = scratch(conn).get(WRITE_TEAMS)
     if known is not None and slug in known:
         return known[slug]
     pk: int | None = conn.execute(select(teams.c.pk).where(teams.c.slug == slug)).scalar()

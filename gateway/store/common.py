@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,7 @@ __all__ = [
     "iso",
     "meta",
     "team_check",
+    "total_of_page",
     "utcnow",
 ]
 
@@ -85,9 +87,19 @@ class Page:
 def page_total(conn: Connection, table: Any, where: list[Any], query: ListQuery, shown: int) -> int:
     """``totalResults`` for a page of ``shown`` rows: counted only when the page
     itself cannot tell (it is full, or it is empty past the first index)."""
+    return total_of_page(
+        query,
+        shown,
+        lambda: int(
+            conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
+        ),
+    )
+
+
+def total_of_page(query: ListQuery, shown: int, count: Callable[[], int]) -> int:
+    """``totalResults`` from the page when it can tell, else from ``count()``."""
     if query.count and 0 < shown < query.count:
         return query.start_index - 1 + shown
     if query.count and shown == 0 and query.start_index == 1:
         return 0
-    total: int = conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
-    return total
+    return count()

@@ -199,20 +199,26 @@ class Prepared:
 
     def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[Any]:
         """All result rows (attribute access by column name)."""
-        plan = self._plan(conn, tuple(params) if self._is_insert else None)
+        plan = self._plan(conn, tuple(params) if self._keyed else None)
         cursor = self._cursor(conn, plan, plan.parameters(params))
         return plan.make_rows(cursor.fetchall())
 
     def dicts(self, conn: Connection, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         """All result rows as dicts by column name (cheaper than rows' ``_mapping``)."""
-        plan = self._plan(conn, tuple(params) if self._is_insert else None)
+        plan = self._plan(conn, tuple(params) if self._keyed else None)
         cursor = self._cursor(conn, plan, plan.parameters(params))
         assert plan.row is not None
         names = plan.row._fields
-        return [dict(zip(names, row, strict=True)) for row in plan.make_rows(cursor.fetchall())]
+        procs = plan.processors
+        if procs is None:
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        return [
+            {n: v if p is None else p(v) for n, p, v in zip(names, procs, row, strict=True)}
+            for row in cursor.fetchall()
+        ]
 
     def first(self, conn: Connection, params: Mapping[str, Any]) -> Any:
-        plan = self._plan(conn, tuple(params) if self._is_insert else None)
+        plan = self._plan(conn, tuple(params) if self._keyed else None)
         cursor = self._cursor(conn, plan, plan.parameters(params))
         row = cursor.fetchone()
         cursor.close()
@@ -224,7 +230,7 @@ class Prepared:
 
     def run(self, conn: Connection, params: Mapping[str, Any]) -> int:
         """Execute a statement that returns no rows; the number of rows it touched."""
-        plan = self._plan(conn, tuple(params) if self._is_insert else None)
+        plan = self._plan(conn, tuple(params) if self._keyed else None)
         cursor = self._cursor(conn, plan, plan.parameters(params))
         count = cursor.rowcount
         cursor.close()
@@ -234,12 +240,12 @@ class Prepared:
         """Execute for each parameter set (an insert's rows; no RETURNING)."""
         if not batch:
             return
-        plan = self._plan(conn, tuple(batch[0]) if self._is_insert else None)
+        plan = self._plan(conn, tuple(batch[0]) if self._keyed else None)
         cursor = self._cursor(conn, plan, [plan.parameters(p) for p in batch], many=True)
         cursor.close()
 
     @property
-    def _is_insert(self) -> bool:
+    def _keyed(self) -> bool:
         """Inserts and updates compile for the columns a call gives."""
         return bool(
             getattr(self.stmt, "is_insert", False) or getattr(self.stmt, "is_update", False)

@@ -20,7 +20,7 @@ from ..scim.errors import NotFound, PreconditionFailed, Uniqueness
 from ..scim.filter import Compare
 from ..scim.projection import Projection
 from ..scim.schemas import USER
-from .common import ListQuery, Page, etag, meta, page_total, utcnow
+from .common import ListQuery, Page, etag, meta, page_total, total_of_page, utcnow
 from .fast import Prepared
 from .mapping import fold, user_from_rows, user_to_rows
 from .query import compile_filter, groups, memberships, sort_expression, users, values
@@ -162,9 +162,10 @@ def _find_row(conn: Connection, team_pk: int, user_id: str, *, lock: bool = Fals
     return row
 
 
-def _dense_range(user_pks: Sequence[int], team_pk: int | None) -> dict[str, int] | None:
-    """Bind values for the *_IN_RANGE statements, when they fit this page."""
-    if team_pk is None or len(user_pks) < 2:
+def _dense_range(user_pks: Sequence[int], page: bool) -> dict[str, int] | None:
+    """Bind values for the *_IN_RANGE statements, when ``user_pks`` are a list page
+    (consecutive in pk order) whose range is dense enough."""
+    if not page or len(user_pks) < 2:
         return None
     lo, hi = min(user_pks), max(user_pks)
     if hi - lo + 1 > _RANGE_SLACK * len(user_pks):
@@ -173,7 +174,7 @@ def _dense_range(user_pks: Sequence[int], team_pk: int | None) -> dict[str, int]
 
 
 def _load_values(
-    conn: Connection, user_pks: Sequence[int], team_pk: int | None = None
+    conn: Connection, user_pks: Sequence[int], page: bool = False
 ) -> dict[int, list[Any]]:
     out: dict[int, list[Any]] = defaultdict(list)
     if not user_pks:
@@ -181,7 +182,7 @@ def _load_values(
     if len(user_pks) == 1:
         out[user_pks[0]] = _VALUES_OF_ONE.dicts(conn, {"pk": user_pks[0]})
         return out
-    span = _dense_range(user_pks, team_pk)
+    span = _dense_range(user_pks, page)
     if span is not None:
         wanted = set(user_pks)
         for value in _VALUES_IN_RANGE.dicts(conn, span):
@@ -194,12 +195,12 @@ def _load_values(
 
 
 def _load_groups(
-    conn: Connection, user_pks: Sequence[int], base_url: str, team_pk: int | None = None
+    conn: Connection, user_pks: Sequence[int], base_url: str, page: bool = False
 ) -> dict[int, list[Any]]:
     out: dict[int, list[Any]] = defaultdict(list)
     if not user_pks:
         return out
-    span = _dense_range(user_pks, team_pk)
+    span = _dense_range(user_pks, page)
     if len(user_pks) == 1:
         found: Iterable[Any] = _GROUPS_OF_ONE.rows(conn, {"pk": user_pks[0]})
     elif span is not None:
@@ -226,15 +227,15 @@ def render_users(
     base_url: str,
     projection: Projection | None,
     apply_projection: bool = True,
-    team_pk: int | None = None,
+    page: bool = False,
 ) -> list[dict[str, Any]]:
     """Users as SCIM resources. ``groups`` is only loaded when ``projection`` wants it;
     with ``apply_projection=False`` the rest is left for the caller to project.
-    ``team_pk`` (the rows' team) lets a page load its values by pk range."""
+    ``page`` (rows of one list page, in pk order) lets their values be read by pk range."""
     pks = [row.pk for row in rows]
-    value_map = _load_values(conn, pks, team_pk)
+    value_map = _load_values(conn, pks, page)
     want_groups = projection is None or projection.wants("groups")
-    group_map = _load_groups(conn, pks, base_url, team_pk) if want_groups else {}
+    group_map = _load_groups(conn, pks, base_url, page) if want_groups else {}
     out = []
     for row in rows:
         doc = user_from_rows(row._mapping, value_map.get(row.pk, ()), base_url=base_url)
@@ -622,12 +623,8 @@ def _plain_page(
     if query.count:
         params = {"team_pk": team_pk, "limit": query.count, "offset": query.start_index - 1}
         rows = _PAGE.rows(conn, params)
-    shown, count = len(rows), query.count
-    if count and 0 < shown < count:
-        total = query.start_index - 1 + shown
-    elif count and shown == 0 and query.start_index == 1:
-        total = 0
-    else:
-        total = int(_COUNT_LIVE.scalar(conn, {"team_pk": team_pk}))
-    resources = render_users(conn, rows, base_url=base_url, projection=projection, team_pk=team_pk)
+    total = total_of_page(
+        query, len(rows), lambda: int(_COUNT_LIVE.scalar(conn, {"team_pk": team_pk}))
+    )
+    resources = render_users(conn, rows, base_url=base_url, projection=projection, page=True)
     return Page(total=total, resources=resources, start_index=query.start_index)
