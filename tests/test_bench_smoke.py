@@ -146,3 +146,21 @@ def test_smoke_postgres(workers: int) -> None:
     assert document["meta"]["workers"] == workers
     assert_clean(document, ALL_STEPS)
     assert_small_run_scale(document)
+
+
+@pytest.mark.parametrize("phase", ["unauth", "404", "a", "b", "c", "d", "e", "e-excl", "e-rm", "f"])
+def test_the_in_process_driver_runs_every_phase(phase: str) -> None:
+    """``python -m bench.inprocess``: every phase's requests get their expected answers
+    (it exits otherwise), and it prints its figure."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.inprocess", phase, "200", "--profile", "--top", "3"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    first = proc.stdout.splitlines()[0]
+    assert first.startswith(f"{phase}: ") and "µs per request (under cProfile)" in first, first
+    assert "%  " in proc.stdout  # the shares by package
