@@ -152,9 +152,20 @@ class RequestContextFilter(logging.Filter):
         return True
 
 
+_second: tuple[int, str] = (-1, "")
+
+
 def _timestamp(record: logging.LogRecord) -> str:
-    moment = datetime.fromtimestamp(record.created, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """``2026-11-29T00:55:23.813Z``: UTC, milliseconds. The part up to the second is
+    kept from the previous record: a busy gateway logs many records per second."""
+    global _second
+    created = record.created
+    whole = int(created)
+    second, prefix = _second
+    if whole != second:
+        prefix = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second = (whole, prefix)
+    return f"{prefix}.{int((created - whole) * 1000):03d}Z"
 
 
 class JsonFormatter(logging.Formatter):

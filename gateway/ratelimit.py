@@ -342,6 +342,7 @@ class RateLimiter:
         self.clock = clock
         self._key_capacity = _capacity(settings.per_key, settings.burst)
         self._team_capacity = _capacity(settings.per_team, settings.burst)
+        self._buckets: dict[tuple[str | None, int], list[Bucket]] = {}
 
     @classmethod
     def from_settings(cls, gateway: Gateway) -> RateLimiter:
@@ -360,6 +361,16 @@ class RateLimiter:
         return cls(settings, store)
 
     def buckets(self, principal: Principal) -> list[Bucket]:
+        """The caller's buckets (its key's, its team's), made once per key."""
+        cache_key = (principal.key_id, principal.team_pk)
+        found = self._buckets.get(cache_key)
+        if found is None:
+            if len(self._buckets) >= 10_000:
+                self._buckets.clear()
+            found = self._buckets[cache_key] = self._make_buckets(principal)
+        return found
+
+    def _make_buckets(self, principal: Principal) -> list[Bucket]:
         out = []
         if self.settings.per_key and principal.key_id is not None:
             out.append(

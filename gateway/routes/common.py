@@ -16,7 +16,7 @@ from plugins import Adapter, Inbound, Outbound, ProvisioningEvent
 from ..auth import Principal
 from ..config import LimitSettings
 from ..forwarded import public_origin
-from ..http import ScimResponse, query_param, read_json
+from ..http import ScimResponse, read_json
 from ..policy import TeamPolicy
 from ..ratelimit import enforce_rate_limits
 from ..scim.errors import InvalidFilter, InvalidValue, NotFound
@@ -247,8 +247,9 @@ def list_query(ctx: Ctx, params: dict[str, Any]) -> ListQuery:
     )
 
 
-def query_params(request: Request) -> dict[str, Any]:
-    names = (
+_QUERY_NAMES = {
+    name.lower(): name
+    for name in (
         "filter",
         "startIndex",
         "count",
@@ -257,7 +258,20 @@ def query_params(request: Request) -> dict[str, Any]:
         "attributes",
         "excludedAttributes",
     )
-    return {name: query_param(request, name) for name in names}
+}
+
+
+def query_params(request: Request) -> dict[str, Any]:
+    """The SCIM query parameters, by case-insensitive name; the first non-empty value
+    of each counts (the rule of :func:`gateway.http.query_param`), read in one pass."""
+    found: dict[str, Any] = dict.fromkeys(_QUERY_NAMES.values())
+    if not request.scope.get("query_string"):
+        return found
+    for key, value in request.query_params.multi_items():
+        name = _QUERY_NAMES.get(key.lower())
+        if name is not None and value != "" and found[name] is None:
+            found[name] = value
+    return found
 
 
 def list_response(page: Page) -> ScimResponse:

@@ -84,17 +84,63 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        write = conn.get_execution_options().get("scim_write", False)
-        # Straight to the driver: SQLAlchemy's own execute would add ~25 µs to
-        # every transaction, and this statement needs none of what it does.
         raw = conn.connection.driver_connection
         assert raw is not None
-        try:
-            raw.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-        except sqlite3.Error as exc:
-            raise DBAPIError.instance(
-                "BEGIN", (), exc, sqlite3.Error, dialect=conn.dialect
-            ) from exc
+        if raw.in_transaction:
+            # SQLAlchemy autobegan inside a transaction that Database.transaction
+            # opened on the driver: it joins that one.
+            return
+        write = conn.get_execution_options().get("scim_write", False)
+        _sqlite_statement(conn, raw, "BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _sqlite_statement(conn: Connection, raw: sqlite3.Connection, sql: str) -> None:
+    """``BEGIN``/``COMMIT`` straight to the driver: SQLAlchemy's own execute would add
+    ~25 µs to every transaction, and these statements need none of what it does. A
+    driver error is raised as SQLAlchemy's, as any statement's would be."""
+    try:
+        raw.execute(sql)
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(sql, (), exc, sqlite3.Error, dialect=conn.dialect) from exc
+
+
+@contextlib.contextmanager
+def _sqlite_transaction(conn: Connection, write: bool) -> Iterator[None]:
+    """One SQLite transaction, begun and ended on the driver connection.
+
+    ``BEGIN IMMEDIATE`` for a write (it takes the write lock up front, so two writers
+    never deadlock on a lock upgrade), ``BEGIN`` for a read (one snapshot for all its
+    statements). Statements run through SQLAlchemy inside it make SQLAlchemy begin a
+    transaction of its own, which joins this one (see ``_on_begin``); it is then ended
+    through SQLAlchemy, so that SQLAlchemy's state stays right."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    if conn.in_transaction():  # left open by earlier work on this connection: end it
+        conn.rollback()
+    if raw.in_transaction:
+        raw.rollback()
+    _sqlite_statement(conn, raw, "BEGIN IMMEDIATE" if write else "BEGIN")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction():
+            conn.rollback()
+        elif raw.in_transaction:
+            raw.rollback()
+        raise
+    try:
+        if conn.in_transaction():
+            conn.commit()
+        elif raw.in_transaction:
+            _sqlite_statement(conn, raw, "COMMIT")
+    except BaseException:
+        # A COMMIT that failed (the database busy past the timeout) leaves the
+        # transaction open: end it, so the connection is clean for the next request.
+        if conn.in_transaction():
+            conn.rollback()
+        elif raw.in_transaction:
+            raw.rollback()
+        raise
 
 
 def _json_loads(text: str | bytes) -> Any:
@@ -108,6 +154,16 @@ def _json_loads(text: str | bytes) -> Any:
         return json.loads(text)
 
 
+def _json_dumps(value: Any) -> str:
+    """JSON columns written with orjson (the standard library's encoder was a twentieth
+    of a user create). What orjson refuses (an integer beyond 64 bits, a non-string
+    key it cannot convert) goes through the standard library, as before."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(value)
+
+
 def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
@@ -115,6 +171,7 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
             url,
             echo=echo,
             json_deserializer=_json_loads,
+            json_serializer=_json_dumps,
             poolclass=QueuePool,
             pool_size=pool_size,
             max_overflow=pool_size,
@@ -131,6 +188,7 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
         url,
         echo=echo,
         json_deserializer=_json_loads,
+        json_serializer=_json_dumps,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
@@ -163,41 +221,64 @@ class Database:
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[Connection]:
+        held = self._take_held()
+        if held is None:
+            with self.engine.connect() as conn:
+                yield conn
+            return
+        try:
+            yield held
+        finally:
+            self._held_busy = False
+
+    def _take_held(self) -> Connection | None:
+        """The connection the event loop's thread keeps (SQLite), marked busy; None
+        on another thread or while it is in use (a nested call takes a pooled one)."""
         if (
             self._loop_thread is None
             or self._held_busy
             or threading.get_ident() != self._loop_thread
         ):
-            with self.engine.connect() as conn:
-                yield conn
-            return
+            return None
         held = self._held
         if held is None or held.closed or held.invalidated:
             if held is not None:
                 held.close()
             held = self._held = self.engine.connect()
         self._held_busy = True
-        try:
-            yield held
-        finally:
-            self._held_busy = False
+        return held
 
     @contextlib.contextmanager
     def transaction(self, *, write: bool) -> Iterator[Connection]:
         with self._connect() as conn:
-            conn.execution_options(scim_write=write)
             conn.info.pop(_SCRATCH, None)
             try:
-                with conn.begin():
-                    yield conn
+                if self.inline:
+                    with _sqlite_transaction(conn, write):
+                        yield conn
+                else:
+                    conn.execution_options(scim_write=write)
+                    with conn.begin():
+                        yield conn
             finally:
                 conn.info.pop(_SCRATCH, None)
 
     def call(self, fn: Callable[..., T], *args: Any, write: bool = False) -> T:
         """Run ``fn(conn, *args)`` in one transaction on this thread."""
         try:
-            with self.transaction(write=write) as conn:
-                return fn(conn, *args)
+            held = self._take_held()
+            if held is None:
+                with self.transaction(write=write) as conn:
+                    return fn(conn, *args)
+            # The common case on SQLite, without the context managers around it.
+            try:
+                info = held.info
+                info.pop(_SCRATCH, None)
+                with _sqlite_transaction(held, write):
+                    return fn(held, *args)
+            finally:
+                held.info.pop(_SCRATCH, None)
+                self._held_busy = False
         except DBAPIError as exc:
             # Wherever it happens: connecting, in the work itself, or on COMMIT.
             if _is_unavailable(exc):
@@ -214,8 +295,14 @@ class Database:
         driver opens and, when the connection goes back to the pool, ends one.
         """
         try:
-            with self._connect() as conn:
-                return stmt.first(conn, params)
+            held = self._take_held()
+            if held is None:
+                with self._connect() as conn:
+                    return stmt.first(conn, params)
+            try:
+                return stmt.first(held, params)
+            finally:
+                self._held_busy = False
         except DBAPIError as exc:
             # Wherever it happens: connecting, in the work itself, or on COMMIT.
             if _is_unavailable(exc):

@@ -144,11 +144,13 @@ class Prepared:
     shares that transaction's connection.
     """
 
-    __slots__ = ("_plans", "stmt")
+    __slots__ = ("_keyed", "_plans", "stmt")
 
     def __init__(self, stmt: ClauseElement) -> None:
         self.stmt = stmt
         self._plans: dict[tuple[str, tuple[str, ...] | None], _Plan] = {}
+        # Inserts and updates compile for the columns a call gives.
+        self._keyed = bool(getattr(stmt, "is_insert", False) or getattr(stmt, "is_update", False))
 
     def _plan(self, conn: Connection, keys: tuple[str, ...] | None = None) -> _Plan:
         dialect = conn.dialect
@@ -243,10 +245,3 @@ class Prepared:
         plan = self._plan(conn, tuple(batch[0]) if self._keyed else None)
         cursor = self._cursor(conn, plan, [plan.parameters(p) for p in batch], many=True)
         cursor.close()
-
-    @property
-    def _keyed(self) -> bool:
-        """Inserts and updates compile for the columns a call gives."""
-        return bool(
-            getattr(self.stmt, "is_insert", False) or getattr(self.stmt, "is_update", False)
-        )
