@@ -29,8 +29,10 @@ import hmac
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "ATTEMPT_HEADER",
@@ -87,6 +89,8 @@ class WebhookSender:
         clock: Callable[[], float] = time.time,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        import httpx  # here, not at import: CLI commands load this module and never send
+
         self.timeout = timeout
         self._clock = clock
         self._client = httpx.AsyncClient(
@@ -107,6 +111,8 @@ class WebhookSender:
 
     async def send(self, delivery: Delivery) -> Outcome:
         """Make one attempt; it never takes longer than the timeout, in total."""
+        import httpx
+
         try:
             async with asyncio.timeout(self.timeout):
                 response = await self._client.post(

@@ -112,6 +112,25 @@ def revision_of(url: str) -> str | None:
 # --- the migrations and the models agree ------------------------------------------------
 
 
+def test_the_head_revision_the_start_up_check_uses_is_alembics_head() -> None:
+    """A gateway at HEAD_REVISION starts without importing Alembic; a new migration
+    that forgot to move HEAD_REVISION would make every start run the upgrade path."""
+    assert migrate.HEAD_REVISION == HEAD
+
+
+def test_a_gateway_whose_database_is_at_head_starts_without_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'gateway.sqlite3'}"
+    migrate.upgrade(url)
+    probe = (
+        "import sys, gateway.app, gateway.cli; from gateway.store import migrate; "
+        f"print(migrate.upgrade({url!r})); print('alembic' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == [HEAD, "False"], result.stdout + result.stderr
+
+
 def test_an_empty_database_upgraded_to_head_has_exactly_the_declared_tables(
     empty_url: str,
 ) -> None:

@@ -19,14 +19,19 @@ from __future__ import annotations
 import functools
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, MetaData, inspect, text
 
 from .db import Database, make_engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+# Alembic is imported where a migration runs, not at import: it is a quarter of the
+# gateway's start-up time, and a gateway or CLI command that finds its database at
+# HEAD_REVISION never needs it.
 
 __all__ = [
     "CORE_TABLES",
@@ -45,6 +50,9 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 """The Alembic script directory (``script_location``)."""
 
 FIRST_REVISION = "0001"
+HEAD_REVISION = "0003"
+"""The newest migration, known without reading the script directory; a test checks it
+against Alembic's own answer (:func:`head_revision`)."""
 
 CORE_TABLES = frozenset(
     {
@@ -76,6 +84,8 @@ def alembic_config(connection: Connection | None = None, *, url: str | None = No
     with ``url``, ``env.py`` opens its own (the way to run ``alembic`` commands,
     such as ``revision --autogenerate``, against a development database).
     """
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     if url is not None:
@@ -88,6 +98,8 @@ def alembic_config(connection: Connection | None = None, *, url: str | None = No
 
 @functools.cache
 def _script() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory(str(MIGRATIONS))
 
 
@@ -100,7 +112,17 @@ def head_revision() -> str:
 
 def current_revision(conn: Connection) -> str | None:
     """The revision the database is at; ``None`` when migrations never ran on it."""
+    from alembic.runtime.migration import MigrationContext
+
     return MigrationContext.configure(conn).get_current_revision()
+
+
+def _at_head(conn: Connection) -> bool:
+    """Whether the database is at :data:`HEAD_REVISION`, read without Alembic."""
+    if not inspect(conn).has_table("alembic_version"):
+        return False
+    rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+    return [row[0] for row in rows] == [HEAD_REVISION]
 
 
 def model_metadata() -> MetaData:
@@ -127,8 +149,10 @@ def upgrade(target: Database | str, revision: str = "head") -> str | None:
         if revision == "head":
             # Every start of an up-to-date gateway: one read, no lock.
             with db.transaction(write=False) as conn:
-                if current_revision(conn) == head_revision():
-                    return head_revision()
+                if _at_head(conn):
+                    return HEAD_REVISION
+        from alembic import command
+
         with _process_lock, db.transaction(write=True) as conn:  # BEGIN IMMEDIATE on SQLite
             _lock(conn)
             _check_known(current_revision(conn))
@@ -145,6 +169,8 @@ def downgrade(target: Database | str, revision: str) -> str | None:
     and tests: a downgrade drops the data the newer tables held."""
     db = target if isinstance(target, Database) else Database(make_engine(target, pool_size=1))
     try:
+        from alembic import command
+
         with _process_lock, db.transaction(write=True) as conn:
             _lock(conn)
             command.downgrade(alembic_config(conn), revision)
@@ -195,4 +221,6 @@ def _adopt_unversioned(conn: Connection) -> None:
             "by a gateway this version can upgrade. Point database.url at the gateway's "
             "own database, or at an empty one."
         )
+    from alembic import command
+
     command.stamp(alembic_config(conn), FIRST_REVISION)
