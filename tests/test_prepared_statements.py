@@ -9,12 +9,14 @@ transaction (a rollback undoes them), and unsupported statements are refused.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import anyio
 import pytest
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import Connection, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from gateway.store.bootstrap import prepare_database
@@ -80,6 +82,38 @@ def test_prepared_writes_belong_to_the_callers_transaction(db: Database) -> None
         raise Undo
     with db.transaction(write=False) as conn:
         assert _BY_SLUG.first(conn, {"slug": f"rolled-back-{SUFFIX}"}) is None
+
+
+def test_sqlalchemy_and_prepared_writes_of_one_request_commit_and_roll_back_together(
+    db: Database,
+) -> None:
+    """A request's transaction (``db.run``; on SQLite begun on the driver) holds both
+    kinds of statement: both are kept, or neither is."""
+
+    class Undo(Exception):
+        pass
+
+    def both(conn: Connection, slug: str) -> None:
+        _INSERT.scalar(conn, _row(f"{slug}-prepared"))
+        conn.execute(insert(teams), _row(f"{slug}-plain"))
+
+    def both_then_fail(conn: Connection) -> None:
+        both(conn, "undone")
+        raise Undo
+
+    def slugs(conn: Connection) -> set[str]:
+        found = conn.execute(select(teams.c.slug).where(teams.c.slug.like(f"%-{SUFFIX}")))
+        return {slug.removesuffix(f"-{SUFFIX}") for (slug,) in found}
+
+    anyio.run(functools.partial(db.run, both, "kept", write=True))
+    with pytest.raises(Undo):
+        anyio.run(functools.partial(db.run, both_then_fail, write=True))
+    seen = anyio.run(db.run, slugs)
+    assert {"kept-prepared", "kept-plain"} <= seen
+    assert not {"undone-prepared", "undone-plain"} & seen
+    # The request after a failed one starts clean on the same connection.
+    anyio.run(functools.partial(db.run, both, "after", write=True))
+    assert {"after-prepared", "after-plain"} <= anyio.run(db.run, slugs)
 
 
 def test_statements_it_cannot_run_are_refused_when_first_used(db: Database) -> None:

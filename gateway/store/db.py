@@ -115,32 +115,28 @@ def _sqlite_transaction(conn: Connection, write: bool) -> Iterator[None]:
     through SQLAlchemy, so that SQLAlchemy's state stays right."""
     raw = conn.connection.driver_connection
     assert raw is not None
-    if conn.in_transaction():  # left open by earlier work on this connection: end it
-        conn.rollback()
-    if raw.in_transaction:
-        raw.rollback()
+    _roll_back(conn, raw)  # anything left open by earlier work on this connection
     _sqlite_statement(conn, raw, "BEGIN IMMEDIATE" if write else "BEGIN")
     try:
         yield
-    except BaseException:
-        if conn.in_transaction():
-            conn.rollback()
-        elif raw.in_transaction:
-            raw.rollback()
-        raise
-    try:
         if conn.in_transaction():
             conn.commit()
         elif raw.in_transaction:
             _sqlite_statement(conn, raw, "COMMIT")
     except BaseException:
-        # A COMMIT that failed (the database busy past the timeout) leaves the
-        # transaction open: end it, so the connection is clean for the next request.
-        if conn.in_transaction():
-            conn.rollback()
-        elif raw.in_transaction:
-            raw.rollback()
+        # The work failed, or its COMMIT did (the database busy past the timeout),
+        # which leaves the transaction open: end it, so the connection is clean.
+        _roll_back(conn, raw)
         raise
+
+
+def _roll_back(conn: Connection, raw: sqlite3.Connection) -> None:
+    """End whatever transaction is open: SQLAlchemy's (which ends the driver's too), or
+    the driver's alone."""
+    if conn.in_transaction():
+        conn.rollback()
+    if raw.in_transaction:
+        raw.rollback()
 
 
 def _json_loads(text: str | bytes) -> Any:
