@@ -38,6 +38,7 @@ __all__ = [
     "check_depth",
     "parse_if_match",
     "query_param",
+    "query_params_named",
     "read_json",
 ]
 
@@ -240,9 +241,20 @@ def parse_if_match(request: Request, header: str = "if-match") -> set[str] | Non
     return {part.strip() for part in raw.split(",") if part.strip()}
 
 
+def query_params_named(request: Request, names: tuple[str, ...]) -> dict[str, str | None]:
+    """The query parameters ``names``, matched case-insensitively, in one pass over the
+    query string; the first non-empty value of each counts, an empty one is absent."""
+    wanted = {name.lower(): name for name in names}
+    found: dict[str, str | None] = dict.fromkeys(names)
+    if not request.scope.get("query_string"):
+        return found
+    for key, value in request.query_params.multi_items():
+        name = wanted.get(key.lower())
+        if name is not None and value != "" and found[name] is None:
+            found[name] = value
+    return found
+
+
 def query_param(request: Request, name: str) -> str | None:
     """A query parameter by case-insensitive name; empty values count as absent."""
-    for key, value in request.query_params.multi_items():
-        if key.lower() == name.lower() and value != "":
-            return value
-    return None
+    return query_params_named(request, (name,))[name]

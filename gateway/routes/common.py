@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -16,7 +15,8 @@ from plugins import Adapter, Inbound, Outbound, ProvisioningEvent
 from ..auth import Principal
 from ..config import LimitSettings
 from ..forwarded import public_origin
-from ..http import ScimResponse, read_json
+from ..http import ScimResponse, query_params_named, read_json
+from ..observability import new_request_id
 from ..policy import TeamPolicy
 from ..ratelimit import enforce_rate_limits
 from ..scim.errors import InvalidFilter, InvalidValue, NotFound
@@ -176,7 +176,7 @@ def request_id(request: Request) -> str:
     given = request.headers.get("x-request-id", "")
     if 0 < len(given) <= 128 and given.isascii() and given.isprintable():
         return given
-    return uuid.uuid4().hex
+    return new_request_id()
 
 
 async def body(request: Request, ctx: Ctx) -> Any:
@@ -247,31 +247,20 @@ def list_query(ctx: Ctx, params: dict[str, Any]) -> ListQuery:
     )
 
 
-_QUERY_NAMES = {
-    name.lower(): name
-    for name in (
-        "filter",
-        "startIndex",
-        "count",
-        "sortBy",
-        "sortOrder",
-        "attributes",
-        "excludedAttributes",
-    )
-}
+_QUERY_NAMES = (
+    "filter",
+    "startIndex",
+    "count",
+    "sortBy",
+    "sortOrder",
+    "attributes",
+    "excludedAttributes",
+)
 
 
 def query_params(request: Request) -> dict[str, Any]:
-    """The SCIM query parameters, by case-insensitive name; the first non-empty value
-    of each counts (the rule of :func:`gateway.http.query_param`), read in one pass."""
-    found: dict[str, Any] = dict.fromkeys(_QUERY_NAMES.values())
-    if not request.scope.get("query_string"):
-        return found
-    for key, value in request.query_params.multi_items():
-        name = _QUERY_NAMES.get(key.lower())
-        if name is not None and value != "" and found[name] is None:
-            found[name] = value
-    return found
+    """The SCIM query parameters of a list or read request."""
+    return query_params_named(request, _QUERY_NAMES)
 
 
 def list_response(page: Page) -> ScimResponse:
