@@ -1,0 +1,206 @@
+"""SQLite group commit (``Database.run``): the writes of the requests served in one
+turn of the event loop share one transaction and one COMMIT.
+
+What a client relies on must not change with it: a request returns only once its
+work is committed (another process sees it), a request that fails undoes only its
+own work, a commit that fails fails every request of the group and keeps none of
+their work, and a read served beside uncommitted writes answers only once they are
+committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, text
+
+from gateway.scim.errors import ServiceUnavailable
+from gateway.store.db import Database, make_engine
+
+
+class Refused(Exception):
+    """A request's own error (a SCIM 4xx, say)."""
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "group.sqlite3"
+
+
+@pytest.fixture
+def db(path: Path) -> Iterator[Database]:
+    database = Database(make_engine(f"sqlite:///{path}", pool_size=2))
+    with database.transaction(write=True) as conn:
+        conn.execute(text("CREATE TABLE parent (id INTEGER PRIMARY KEY)"))
+        conn.execute(
+            text(
+                "CREATE TABLE item (name TEXT PRIMARY KEY,"
+                " parent INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)"
+            )
+        )
+    yield database
+    database.dispose()
+
+
+def _committed(path: Path) -> set[str]:
+    """The item names another process sees: committed, and only those."""
+    other = sqlite3.connect(path)
+    try:
+        return {name for (name,) in other.execute("SELECT name FROM item")}
+    finally:
+        other.close()
+
+
+def _insert(name: str, *, parent: int | None = None, fail: bool = False) -> Any:
+    def work(conn: Connection) -> str:
+        conn.execute(
+            text("INSERT INTO item (name, parent) VALUES (:n, :p)"), {"n": name, "p": parent}
+        )
+        if fail:
+            raise Refused(name)
+        return name
+
+    return work
+
+
+def _commits(db: Database) -> list[str]:
+    """COMMIT statements the held connection runs from now on."""
+    seen: list[str] = []
+    assert db._held is not None
+    raw = db._held.connection.driver_connection
+    assert raw is not None
+    raw.set_trace_callback(lambda sql: seen.append(sql) if sql.startswith("COMMIT") else None)
+    return seen
+
+
+def test_writes_served_together_share_one_commit_and_return_committed(
+    db: Database, path: Path
+) -> None:
+    async def main() -> tuple[list[str], list[set[str]], list[str]]:
+        await db.run(_insert("warm-up"), write=True)  # the loop's connection is open
+        commits = _commits(db)
+        seen_at_return: list[set[str]] = []
+
+        async def one(name: str) -> str:
+            result = await db.run(_insert(name), write=True)
+            seen_at_return.append(_committed(path))
+            return str(result)
+
+        names = await asyncio.gather(*(one(f"user-{i}") for i in range(8)))
+        return names, seen_at_return, commits
+
+    names, seen_at_return, commits = asyncio.run(main())
+    assert names == [f"user-{i}" for i in range(8)]
+    assert len(commits) == 1  # eight writes, one COMMIT
+    # Each request returned only once its row was visible to another connection.
+    for seen in seen_at_return:
+        assert set(names) <= seen
+
+
+def test_a_failing_request_undoes_only_its_own_work(db: Database, path: Path) -> None:
+    async def main() -> tuple[Any, ...]:
+        return await asyncio.gather(
+            db.run(_insert("alice"), write=True),
+            db.run(_insert("bob", fail=True), write=True),
+            db.run(_insert("carol"), write=True),
+            return_exceptions=True,
+        )
+
+    alice, bob, carol = asyncio.run(main())
+    assert (alice, carol) == ("alice", "carol")
+    assert isinstance(bob, Refused)
+    assert _committed(path) == {"alice", "carol"}
+
+
+def test_a_failed_commit_fails_every_request_of_the_group_and_keeps_nothing(
+    db: Database, path: Path
+) -> None:
+    # A deferred foreign key is checked at COMMIT: one request of the group breaks
+    # it, so the group's commit fails.
+    async def main() -> tuple[Any, ...]:
+        return await asyncio.gather(
+            db.run(_insert("alice"), write=True),
+            db.run(_insert("orphan", parent=42), write=True),
+            db.run(_insert("carol"), write=True),
+            return_exceptions=True,
+        )
+
+    results = asyncio.run(main())
+    assert all(isinstance(r, Exception) for r in results), results
+    assert _committed(path) == set()
+
+    # The connection is clean afterwards: the next write commits on its own.
+    assert asyncio.run(db.run(_insert("dave"), write=True)) == "dave"
+    assert _committed(path) == {"dave"}
+
+
+def test_a_read_served_beside_writes_answers_once_they_are_committed(
+    db: Database, path: Path
+) -> None:
+    def count(conn: Connection) -> int:
+        return int(conn.execute(text("SELECT count(*) FROM item")).scalar_one())
+
+    async def main() -> tuple[int, set[str]]:
+        async def read() -> tuple[int, set[str]]:
+            n = await db.run(count)
+            return n, _committed(path)
+
+        _written, (n, seen) = await asyncio.gather(db.run(_insert("alice"), write=True), read())
+        return n, seen
+
+    n, seen = asyncio.run(main())
+    assert n == 1  # the read saw the write served before it...
+    assert seen == {"alice"}  # ...and answered only once it was committed
+
+
+def test_a_transaction_opened_by_other_code_commits_the_open_group_first(
+    db: Database, path: Path
+) -> None:
+    async def main() -> tuple[str, set[str]]:
+        async def other_code() -> set[str]:
+            # Synchronous database work on the loop's thread (start-up work, the
+            # key's last-used stamp) while a group waits for its commit.
+            return db.call(lambda conn: _committed(path))
+
+        written, seen = await asyncio.gather(db.run(_insert("alice"), write=True), other_code())
+        return str(written), seen
+
+    written, seen = asyncio.run(main())
+    assert written == "alice"
+    assert seen == {"alice"}
+
+
+def test_a_database_busy_beyond_the_timeout_answers_503_to_the_group(
+    db: Database, path: Path
+) -> None:
+    # Another process holds the write lock past the busy timeout.
+    with db.engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        assert raw is not None
+    asyncio.run(db.run(_insert("warm-up"), write=True))
+    assert db._held is not None
+    held_raw = db._held.connection.driver_connection
+    assert held_raw is not None
+    held_raw.execute("PRAGMA busy_timeout=50")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+
+        async def main() -> tuple[Any, ...]:
+            return await asyncio.gather(
+                db.run(_insert("alice"), write=True),
+                db.run(_insert("bob"), write=True),
+                return_exceptions=True,
+            )
+
+        results = asyncio.run(main())
+    finally:
+        other.rollback()
+        other.close()
+    assert all(isinstance(r, ServiceUnavailable) for r in results), results
+    assert _committed(path) == {"warm-up"}
