@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import pytest
 from starlette.testclient import TestClient
 
+from gateway.store.common import iso
 from tests.conftest import PATCH_OP, new_group, new_user, patch
 
 WEAK_ETAG = re.compile(r'^W/"[^"]+"$')
@@ -99,3 +101,26 @@ def test_group_update_moves_last_modified_and_version_but_not_created(
     assert len({m["version"] for m in metas}) == 3
     modified = [_instant(m["lastModified"]) for m in metas]
     assert modified[0] < modified[1] < modified[2]
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (datetime(2026, 11, 28, 22, 36, 38, 123000, tzinfo=UTC), "2026-11-28T22:36:38.123Z"),
+        # No fraction at all: isoformat() leaves it out, meta still shows milliseconds.
+        (datetime(2026, 11, 28, 22, 36, 38, tzinfo=UTC), "2026-11-28T22:36:38.000Z"),
+        # Cut, not rounded, to the millisecond: never a later instant than stored.
+        (datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), "2026-12-31T23:59:59.999Z"),
+        (datetime(2026, 11, 28, 22, 36, 38, 1000), "2026-11-28T22:36:38.001Z"),  # naive: UTC
+        (
+            datetime(2026, 11, 29, 0, 36, 38, 5000, tzinfo=timezone(timedelta(hours=2))),
+            "2026-11-28T22:36:38.005Z",
+        ),
+        (
+            datetime(2026, 11, 28, 22, 36, 38, 7000, tzinfo=timezone(timedelta(0))),
+            "2026-11-28T22:36:38.007Z",
+        ),
+    ],
+)
+def test_meta_timestamps_are_utc_to_the_millisecond(value: datetime, shown: str) -> None:
+    assert iso(value) == shown

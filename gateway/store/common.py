@@ -39,10 +39,17 @@ def utcnow() -> datetime:
 
 
 def iso(value: datetime) -> str:
-    """``2026-11-28T22:36:38.123Z``: UTC to the millisecond (a naive value is UTC)."""
-    if value.tzinfo is not None and value.utcoffset():
+    """``2026-11-28T22:36:38.123Z``: UTC to the millisecond (a naive value is UTC).
+
+    Cut from ``isoformat()``'s ``YYYY-MM-DDTHH:MM:SS[.ffffff][+HH:MM]``: a page of 100
+    users shows 200 of these, and the plain form is the cheapest the standard library
+    makes (``timespec`` and dropping the zone each cost more than the slicing)."""
+    if value.tzinfo is not None and value.tzinfo is not UTC and value.utcoffset():
         value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    text = value.isoformat()
+    if len(text) > 19 and text[19] == ".":
+        return text[:23] + "Z"
+    return text[:19] + ".000Z"
 
 
 def etag(version: int) -> str:
