@@ -12,6 +12,10 @@ Two filters sit on that handler, so they see every record of every library:
   string attribute; attributes whose name marks them sensitive (``password``,
   ``client_secret``, ``token``, ``authorization``, ... see :func:`is_sensitive`)
   are replaced by ``[redacted]`` whatever their value, in nested mappings too.
+
+:func:`write_direct` writes a line without a :class:`logging.LogRecord` when the
+record would provably reach that one handler and nothing else (the access log
+uses it: a record costs more than the rest of its line).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import json
 import logging
 import re
 import sys
+import time
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -40,10 +45,12 @@ __all__ = [
     "TextFormatter",
     "configure",
     "dict_config",
+    "direct_handler",
     "is_sensitive",
     "mark_sensitive",
     "request_fields",
     "scrub",
+    "write_direct",
 ]
 
 LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -158,8 +165,11 @@ _second: tuple[int, str] = (-1, "")
 def _timestamp(record: logging.LogRecord) -> str:
     """``2026-11-29T00:55:23.813Z``: UTC, milliseconds. The part up to the second is
     kept from the previous record: a busy gateway logs many records per second."""
+    return _timestamp_at(record.created)
+
+
+def _timestamp_at(created: float) -> str:
     global _second
-    created = record.created
     whole = int(created)
     second, prefix = _second
     if whole != second:
@@ -173,25 +183,47 @@ class JsonFormatter(logging.Formatter):
     record's own fields (request_id, team, status, ...) and any exception."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "timestamp": _timestamp(record),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for name, value in vars(record).items():
-            if name not in _STANDARD and not name.startswith("_"):
-                entry[name] = value
+        entry = self._entry(
+            _timestamp(record), record.levelname, record.name, record.getMessage(), vars(record)
+        )
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
             entry["exception"] = record.exc_text
         if record.stack_info:
             entry["stack"] = record.stack_info
-        try:
-            return orjson.dumps(entry, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
-        except TypeError:  # what orjson refuses (an integer beyond 64 bits, ...)
-            return json.dumps(entry, default=str, ensure_ascii=False)
+        return _dumps(entry)
+
+    def format_fields(
+        self, created: float, levelno: int, name: str, message: str, fields: Mapping[str, Any]
+    ) -> str:
+        """What :meth:`format` gives for a record of logger ``name`` made at ``created``
+        whose message is ``message`` and whose own attributes (its ``extra``) are
+        ``fields``, with no exception or stack: the line, without the record."""
+        level = logging.getLevelName(levelno)
+        return _dumps(self._entry(_timestamp_at(created), level, name, message, fields))
+
+    @staticmethod
+    def _entry(
+        timestamp: str, level: str, name: str, message: str, attributes: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "timestamp": timestamp,
+            "level": level,
+            "logger": name,
+            "message": message,
+        }
+        for attribute, value in attributes.items():
+            if attribute not in _STANDARD and not attribute.startswith("_"):
+                entry[attribute] = value
+        return entry
+
+
+def _dumps(entry: dict[str, Any]) -> str:
+    try:
+        return orjson.dumps(entry, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # what orjson refuses (an integer beyond 64 bits, ...)
+        return json.dumps(entry, default=str, ensure_ascii=False)
 
 
 class TextFormatter(logging.Formatter):
@@ -202,21 +234,9 @@ class TextFormatter(logging.Formatter):
     _IN_MESSAGE = frozenset({"method", "route", "status", "duration_ms"})
 
     def format(self, record: logging.LogRecord) -> str:
-        extra = {
-            name: value
-            for name, value in vars(record).items()
-            if name not in _STANDARD and not name.startswith("_")
-        }
-        request_id = extra.pop("request_id", None)
-        if "route" in extra:
-            for name in self._IN_MESSAGE:
-                extra.pop(name, None)
-        parts = [_timestamp(record), record.levelname, record.name]
-        if request_id:
-            parts.append(f"[{request_id}]")
-        parts.append(record.getMessage())
-        parts.extend(f"{k}={v}" for k, v in extra.items() if v not in (None, ""))
-        line = " ".join(parts)
+        line = self._line(
+            _timestamp(record), record.levelname, record.name, record.getMessage(), vars(record)
+        )
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
@@ -224,6 +244,39 @@ class TextFormatter(logging.Formatter):
         if record.stack_info:
             line += "\n" + record.stack_info
         return line
+
+    def format_fields(
+        self, created: float, levelno: int, name: str, message: str, fields: Mapping[str, Any]
+    ) -> str:
+        """What :meth:`format` gives for a record of logger ``name`` made at ``created``
+        whose message is ``message`` and whose own attributes (its ``extra``) are
+        ``fields``, with no exception or stack: the line, without the record."""
+        level = logging.getLevelName(levelno)
+        return self._line(_timestamp_at(created), level, name, message, fields)
+
+    def _line(
+        self,
+        timestamp: str,
+        level: str,
+        name: str,
+        message: str,
+        attributes: Mapping[str, Any],
+    ) -> str:
+        extra = {
+            attribute: value
+            for attribute, value in attributes.items()
+            if attribute not in _STANDARD and not attribute.startswith("_")
+        }
+        request_id = extra.pop("request_id", None)
+        if "route" in extra:
+            for attribute in self._IN_MESSAGE:
+                extra.pop(attribute, None)
+        parts = [timestamp, level, name]
+        if request_id:
+            parts.append(f"[{request_id}]")
+        parts.append(message)
+        parts.extend(f"{k}={v}" for k, v in extra.items() if v not in (None, ""))
+        return " ".join(parts)
 
 
 _FORMATTERS: dict[str, type[logging.Formatter]] = {"json": JsonFormatter, "text": TextFormatter}
@@ -282,3 +335,103 @@ def configure(
     root.addHandler(handler)
     root.setLevel(level.upper())
     return handler
+
+
+# --- a line without a record ----------------------------------------------------------
+
+_DIRECT_FORMATTERS = (JsonFormatter, TextFormatter)
+
+if sys.version_info >= (3, 13):
+
+    def _now() -> float:
+        """What :attr:`logging.LogRecord.created` of a record made now would be."""
+        return time.time_ns() / 1e9
+
+else:
+
+    def _now() -> float:
+        """What :attr:`logging.LogRecord.created` of a record made now would be."""
+        return time.time()
+
+
+def direct_handler(logger: logging.Logger, levelno: int) -> logging.StreamHandler[Any] | None:
+    """The handler a record of ``levelno`` handled by ``logger`` would reach, when it
+    is the only thing that would see the record and it is the handler
+    :func:`configure` and :func:`dict_config` install: a plain
+    :class:`logging.StreamHandler` with our :class:`JsonFormatter` or
+    :class:`TextFormatter` and exactly our :class:`RequestContextFilter` then
+    :class:`ScrubFilter`. ``None`` for anything else: a filter on ``logger``, another
+    handler on it or on a logger it propagates to (pytest's ``caplog``, an operator's),
+    a record factory or logger class of someone else's, a handler whose level drops
+    the record, no handler at all (the last resort).
+
+    The caller has checked ``logger.isEnabledFor(levelno)`` (which also answers for
+    :func:`logging.disable`). Nothing is cached: handlers, filters and levels are read
+    at each call, so a change is seen by the next record."""
+    if (
+        type(logger) is not logging.Logger
+        or logger.disabled
+        or logger.filters
+        or logging.getLogRecordFactory() is not logging.LogRecord
+    ):
+        return None
+    found: logging.Handler | None = None
+    current: logging.Logger | None = logger
+    while current is not None:  # the walk of Logger.callHandlers
+        handlers = current.handlers
+        if handlers:
+            if found is not None or len(handlers) != 1:
+                return None
+            found = handlers[0]
+        if not current.propagate:
+            break
+        current = current.parent
+    if type(found) is not logging.StreamHandler or levelno < found.level:
+        return None
+    if type(found.formatter) not in _DIRECT_FORMATTERS:
+        return None
+    filters = found.filters
+    if (
+        len(filters) != 2
+        or type(filters[0]) is not RequestContextFilter
+        or type(filters[1]) is not ScrubFilter
+    ):
+        return None
+    return found
+
+
+def write_direct(
+    logger: logging.Logger,
+    levelno: int,
+    message: str,
+    fields: Mapping[str, Any],
+    record: Callable[[], logging.LogRecord],
+) -> bool:
+    """Write the line ``logger`` would write for a record of ``levelno``, ``message``
+    and ``extra`` ``fields``, without making the record, when :func:`direct_handler`
+    finds the handler it would reach; ``False`` (nothing written) otherwise, and the
+    caller logs the record as usual.
+
+    For the caller to guarantee, as the record path does not check them: the record
+    would pass both filters unchanged, so ``fields`` holds ``_scrubbed`` (its values
+    hold no secret) and every field :data:`request_fields` would add; no field is
+    named like a :class:`logging.LogRecord` attribute. ``record`` makes the record,
+    which is only needed for :meth:`logging.Handler.handleError` if writing fails."""
+    handler = direct_handler(logger, levelno)
+    if handler is None:
+        return False
+    formatter: JsonFormatter | TextFormatter = handler.formatter  # type: ignore[assignment]
+    created = _now()
+    # StreamHandler.handle and emit, with the formatter given the fields themselves.
+    handler.acquire()
+    try:
+        line = formatter.format_fields(created, levelno, logger.name, message, fields)
+        handler.stream.write(line + handler.terminator)
+        handler.flush()
+    except RecursionError:  # as StreamHandler.emit
+        raise
+    except Exception:
+        handler.handleError(record())
+    finally:
+        handler.release()
+    return True

@@ -59,7 +59,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from plugins import ProvisioningEvent, hookimpl
 
-from .logging_setup import request_fields, scrub
+from .logging_setup import request_fields, scrub, write_direct
 from .store.tables import metadata
 
 if TYPE_CHECKING:
@@ -129,6 +129,8 @@ OUTBOX_PENDING = Gauge(
     multiprocess_mode="mostrecent",
 )
 
+_ACCESS_FORMAT = "%s %s %s %.1fms"
+"""An access line's message: method, route template, status, milliseconds."""
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"
 """The endpoint label of a request that matched no route (never the raw path)."""
@@ -265,35 +267,43 @@ class ObservabilityMiddleware:
         if not access_log.isEnabledFor(level):
             return
         duration_ms = round(seconds * 1000, 3)
+        # A method of _METHODS holds no secret; any other is the client's text.
+        shown = scope["method"] if method != "OTHER" else scrub(scope["method"])
+        args = (shown, endpoint, status, duration_ms)
+        extra = {
+            # Every value below is scrubbed here or holds no secret by its format
+            # (slugs, key ids, adapter and route names), so the scrubbing filter
+            # passes this record straight through.
+            "_scrubbed": True,
+            "request_id": scrub(str(fields.get("request_id") or "")) or None,
+            "team": fields.get("team"),
+            "key_id": fields.get("key_id"),
+            "adapter": fields.get("adapter"),
+            "method": shown,
+            "route": endpoint,
+            "path": scrub(path),
+            "status": status,
+            "duration_ms": duration_ms,
+        }
+
         # The record is made here rather than through ``access_log.log``: that would
         # walk the stack to find this line, once per request, for a field no access
         # line shows. Handlers, filters and propagation are the logger's as usual.
-        record = access_log.makeRecord(
-            access_log.name,
-            level,
-            __file__,
-            0,
-            "%s %s %s %.1fms",
-            (scrub(scope["method"]), endpoint, status, duration_ms),
-            None,
-            "_observe",
-            {
-                # Every value below is scrubbed here or holds no secret by its format
-                # (slugs, key ids, adapter and route names), so the scrubbing filter
-                # passes this record straight through.
-                "_scrubbed": True,
-                "request_id": scrub(str(fields.get("request_id") or "")) or None,
-                "team": fields.get("team"),
-                "key_id": fields.get("key_id"),
-                "adapter": fields.get("adapter"),
-                "method": scrub(scope["method"]),
-                "route": endpoint,
-                "path": scrub(path),
-                "status": status,
-                "duration_ms": duration_ms,
-            },
-        )
-        access_log.handle(record)
+        def record() -> logging.LogRecord:
+            return access_log.makeRecord(
+                access_log.name, level, __file__, 0, _ACCESS_FORMAT, args, None, "_observe", extra
+            )
+
+        # Where the record would only reach the handler `serve` installs, its line is
+        # written without the record (a record costs more than the rest of the line).
+        # The context filter adds nothing to it: the fields it would add are this
+        # request's (``labels.fields``), which ``extra`` holds already.
+        context = request_fields.get()
+        if (context is None or context == labels.fields) and write_direct(
+            access_log, level, _ACCESS_FORMAT % args, extra, record
+        ):
+            return
+        access_log.handle(record())
 
 
 _SERIES: dict[tuple[str, str, int, str, str], tuple[Any, Any]] = {}
