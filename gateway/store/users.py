@@ -238,7 +238,7 @@ def render_users(
     group_map = _load_groups(conn, pks, base_url, page) if want_groups else {}
     out = []
     for row in rows:
-        doc = user_from_rows(row._mapping, value_map.get(row.pk, ()), base_url=base_url)
+        doc = user_from_rows(row, value_map.get(row.pk, ()), base_url=base_url)
         resource: dict[str, Any] = {"schemas": doc.pop("schemas"), "id": row.id, **doc}
         member_of = group_map.get(row.pk)
         if member_of:
