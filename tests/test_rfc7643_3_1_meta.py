@@ -120,7 +120,21 @@ def test_group_update_moves_last_modified_and_version_but_not_created(
             datetime(2026, 11, 28, 22, 36, 38, 7000, tzinfo=timezone(timedelta(0))),
             "2026-11-28T22:36:38.007Z",
         ),
+        # As SQLite stores them (a list page reads them so): UTC text.
+        ("2026-11-28 22:36:38.123456", "2026-11-28T22:36:38.123Z"),
+        ("2026-11-28 22:36:38", "2026-11-28T22:36:38.000Z"),
+        ("2026-11-28 22:36:38.5", "2026-11-28T22:36:38.500Z"),
     ],
 )
-def test_meta_timestamps_are_utc_to_the_millisecond(value: datetime, shown: str) -> None:
+def test_meta_timestamps_are_utc_to_the_millisecond(value: datetime | str, shown: str) -> None:
     assert iso(value) == shown
+
+
+def test_a_list_page_shows_each_users_meta_as_its_own_get_does(client: TestClient) -> None:
+    ids = [new_user(client, f"page-meta-{i}@example.com")["id"] for i in range(3)]
+    patch(client, f"/Users/{ids[1]}", {"op": "replace", "path": "title", "value": "Engineer"})
+    page = client.get("/scim/v2/Users?startIndex=1&count=100").json()["Resources"]
+    listed = {r["id"]: r["meta"] for r in page if r["id"] in ids}
+    assert set(listed) == set(ids)
+    for user_id in ids:
+        assert listed[user_id] == client.get(f"/scim/v2/Users/{user_id}").json()["meta"]

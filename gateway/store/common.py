@@ -38,12 +38,18 @@ def utcnow() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
-def iso(value: datetime) -> str:
+def iso(value: datetime | str) -> str:
     """``2026-11-28T22:36:38.123Z``: UTC to the millisecond (a naive value is UTC).
 
     Cut from ``isoformat()``'s ``YYYY-MM-DDTHH:MM:SS[.ffffff][+HH:MM]``: a page of 100
     users shows 200 of these, and the plain form is the cheapest the standard library
-    makes (``timespec`` and dropping the zone each cost more than the slicing)."""
+    makes (``timespec`` and dropping the zone each cost more than the slicing). Text
+    is a timestamp as SQLite stores it, ``YYYY-MM-DD HH:MM:SS[.ffffff]`` in UTC (what a
+    list page reads), cut the same way."""
+    if type(value) is str:
+        head, _, fraction = value.partition(".")
+        return f"{head[:10]}T{head[11:19]}.{(fraction + '000')[:3]}Z"
+    assert isinstance(value, datetime)
     if value.tzinfo is not None and value.tzinfo is not UTC and value.utcoffset():
         value = value.astimezone(UTC)
     text = value.isoformat()

@@ -13,7 +13,19 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    String,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from ..scim.errors import NotFound, PreconditionFailed, Uniqueness
@@ -601,8 +613,18 @@ def list_users(
     return Page(total=total, resources=resources, start_index=query.start_index)
 
 
+# A list page shows 200 timestamps. Read as SQLite stores them (text, UTC), they are
+# turned into ``meta``'s form by slicing (``common.iso``), instead of being parsed
+# into datetimes only to be formatted again. PostgreSQL's driver returns datetimes
+# whatever the statement says, and ``iso`` takes those as usual.
+_PAGE_COLUMNS = [
+    type_coerce(column, String).label(column.name)
+    if column.name in ("created", "last_modified")
+    else column
+    for column in users.c
+]
 _PAGE = Prepared(
-    select(users)
+    select(*_PAGE_COLUMNS)
     .where(users.c.team_pk == bindparam("team_pk"), LIVE)
     .order_by(users.c.pk)
     .limit(bindparam("limit"))
