@@ -183,3 +183,22 @@ def test_a_group_cannot_contain_itself(client: TestClient) -> None:
     assert response.status_code == 400
     assert response.json()["scimType"] == "invalidValue"
     assert _get(client, f"/scim/v2/Groups/{group['id']}")["members"] == []
+
+
+def test_a_patched_user_is_answered_with_its_groups(client: TestClient) -> None:
+    babs = new_user(client, "bjensen")
+    guides = new_group(client, "Tour Guides", members=[babs["id"]])
+    employees = new_group(client, "Employees", members=[babs["id"]])
+
+    for ops in (
+        [{"op": "replace", "path": "displayName", "value": "Babs"}],
+        [{"op": "replace", "value": {"active": False}}],  # Okta's deactivation
+    ):
+        response = client.patch(
+            f"/scim/v2/Users/{babs['id']}", json={"schemas": [PATCH_OP], "Operations": ops}
+        )
+        assert response.status_code == 200, response.text
+        answered = response.json()["groups"]
+        assert {g["value"] for g in answered} == {guides["id"], employees["id"]}
+        # The answer is what a GET right after shows.
+        assert answered == _get(client, f"/scim/v2/Users/{babs['id']}")["groups"]

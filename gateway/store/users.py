@@ -416,8 +416,13 @@ def save_user(
     if current is None or user_to_rows(current)[1] != value_rows:
         _DELETE_VALUES.run(conn, {"b_user_pk": row.pk})
         _insert_values(conn, team_pk, row.pk, value_rows)
-    # Rendered from what was just written: the same row, one version on, the same groups.
+    # Rendered from what was just written: the same row, one version on, the same groups
+    # (a user's write never changes them: ``current``, loaded in this transaction, has
+    # them already).
     fresh = {**row._mapping, **columns, **extra, "last_modified": now, "version": row.version + 1}
+    if current is not None:
+        groups = [dict(group) for group in current.get("groups") or ()]
+        return _render_written(conn, fresh, value_rows, base_url=base_url, groups=groups)
     return _render_written(conn, fresh, value_rows, base_url=base_url, groups_of=row.pk)
 
 
@@ -437,16 +442,18 @@ def _render_written(
     value_rows: list[dict[str, Any]],
     *,
     base_url: str,
-    groups_of: int | None,
+    groups_of: int | None = None,
+    groups: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The SCIM resource of a user just written, without reading it back."""
+    """The SCIM resource of a user just written, without reading it back: its
+    ``groups`` as given, else those of user ``groups_of`` read now, else none."""
     row = _Written(fresh)
     doc = user_from_rows(row, value_rows, base_url=base_url)
     resource: dict[str, Any] = {"schemas": doc.pop("schemas"), "id": row.id, **doc}
-    if groups_of is not None:
-        member_of = _load_groups(conn, [groups_of], base_url).get(groups_of)
-        if member_of:
-            resource["groups"] = member_of
+    if groups is None and groups_of is not None:
+        groups = _load_groups(conn, [groups_of], base_url).get(groups_of)
+    if groups:
+        resource["groups"] = groups
     resource["meta"] = meta("User", row, f"{base_url}/Users/{row.id}")
     return resource
 
