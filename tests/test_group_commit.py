@@ -117,6 +117,24 @@ def test_a_failing_request_undoes_only_its_own_work(db: Database, path: Path) ->
     assert _committed(path) == {"alice", "carol"}
 
 
+def test_when_the_first_request_of_a_group_fails_the_others_still_commit(
+    db: Database, path: Path
+) -> None:
+    async def main() -> tuple[Any, ...]:
+        return await asyncio.gather(
+            db.run(_insert("bob", fail=True), write=True),  # opens the group, then fails
+            db.run(_insert("alice"), write=True),
+            db.run(_insert("carol", fail=True), write=True),
+            db.run(_insert("dave"), write=True),
+            return_exceptions=True,
+        )
+
+    bob, alice, carol, dave = asyncio.run(main())
+    assert isinstance(bob, Refused) and isinstance(carol, Refused)
+    assert (alice, dave) == ("alice", "dave")
+    assert _committed(path) == {"alice", "dave"}
+
+
 def test_a_failed_commit_fails_every_request_of_the_group_and_keeps_nothing(
     db: Database, path: Path
 ) -> None:
