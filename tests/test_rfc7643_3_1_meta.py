@@ -130,11 +130,17 @@ def test_meta_timestamps_are_utc_to_the_millisecond(value: datetime | str, shown
     assert iso(value) == shown
 
 
-def test_a_list_page_shows_each_users_meta_as_its_own_get_does(client: TestClient) -> None:
+def test_a_list_page_and_a_lookup_show_each_users_meta_as_its_get_does(client: TestClient) -> None:
     ids = [new_user(client, f"page-meta-{i}@example.com")["id"] for i in range(3)]
     patch(client, f"/Users/{ids[1]}", {"op": "replace", "path": "title", "value": "Engineer"})
     page = client.get("/scim/v2/Users?startIndex=1&count=100").json()["Resources"]
     listed = {r["id"]: r["meta"] for r in page if r["id"] in ids}
     assert set(listed) == set(ids)
-    for user_id in ids:
-        assert listed[user_id] == client.get(f"/scim/v2/Users/{user_id}").json()["meta"]
+    for i, user_id in enumerate(ids):
+        shown = client.get(f"/scim/v2/Users/{user_id}").json()["meta"]
+        assert listed[user_id] == shown
+        # The lookup every IdP makes before a create reads the user the same way.
+        found = client.get(
+            "/scim/v2/Users", params={"filter": f'userName eq "page-meta-{i}@example.com"'}
+        ).json()["Resources"]
+        assert [r["meta"] for r in found] == [shown]

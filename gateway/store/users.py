@@ -155,8 +155,19 @@ _DELETE_VALUES = Prepared(delete(values).where(values.c.user_pk == bindparam("b_
 _UPDATE_USER = Prepared(
     update(users).where(users.c.pk == bindparam("b_pk")).values(version=users.c.version + 1)
 )
+# For statements whose rows are only rendered (a list page shows 200 timestamps):
+# ``created`` and ``lastModified`` read as SQLite stores them (text, UTC) are turned
+# into ``meta``'s form by slicing (``common.iso``), instead of being parsed into
+# datetimes only to be formatted again. PostgreSQL's driver returns datetimes
+# whatever the statement says, and ``iso`` takes those as usual.
+_RENDERED_COLUMNS = [
+    type_coerce(column, String).label(column.name)
+    if column.name in ("created", "last_modified")
+    else column
+    for column in users.c
+]
 _BY_USER_NAME = Prepared(
-    select(users)
+    select(*_RENDERED_COLUMNS)
     .where(
         users.c.team_pk == bindparam("team_pk"),
         users.c.user_name_ci == bindparam("user_name_ci"),
@@ -620,18 +631,8 @@ def list_users(
     return Page(total=total, resources=resources, start_index=query.start_index)
 
 
-# A list page shows 200 timestamps. Read as SQLite stores them (text, UTC), they are
-# turned into ``meta``'s form by slicing (``common.iso``), instead of being parsed
-# into datetimes only to be formatted again. PostgreSQL's driver returns datetimes
-# whatever the statement says, and ``iso`` takes those as usual.
-_PAGE_COLUMNS = [
-    type_coerce(column, String).label(column.name)
-    if column.name in ("created", "last_modified")
-    else column
-    for column in users.c
-]
 _PAGE = Prepared(
-    select(*_PAGE_COLUMNS)
+    select(*_RENDERED_COLUMNS)
     .where(users.c.team_pk == bindparam("team_pk"), LIVE)
     .order_by(users.c.pk)
     .limit(bindparam("limit"))
