@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, insert, inspect, select
+from sqlalchemy import Engine, event, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 from starlette.testclient import TestClient
 
@@ -19,7 +19,7 @@ from gateway.config import Settings
 from gateway.store.common import utcnow
 from gateway.store.query import groups, memberships, users, values
 from gateway.store.tables import Team
-from tests.conftest import ENTERPRISE, new_group, new_user
+from tests.conftest import ENTERPRISE, PATCH_OP, new_group, new_user
 from tests.rfc7643_examples import enterprise_user
 from tests.support import team_pk_of
 
@@ -169,6 +169,34 @@ def test_a_user_is_one_row_with_columns_and_one_row_per_value(
     ]
     assert len(elements) == 10
     assert {e["team_pk"] for e in elements} == {team_pk}
+
+
+def test_a_user_write_rewrites_value_rows_only_when_the_values_change(
+    client: TestClient,
+) -> None:
+    created = client.post("/scim/v2/Users", json=enterprise_user()).json()
+    path = f"/scim/v2/Users/{created['id']}"
+    sent: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement)
+
+    def patch_sends(*ops: dict[str, Any]) -> list[str]:
+        sent.clear()
+        event.listen(_engine(client), "before_cursor_execute", seen)
+        try:
+            body = {"schemas": [PATCH_OP], "Operations": list(ops)}
+            assert client.patch(path, json=body).status_code == 200
+        finally:
+            event.remove(_engine(client), "before_cursor_execute", seen)
+        return [s for s in sent if "scim_user_value" in s and not s.startswith("SELECT")]
+
+    assert patch_sends({"op": "replace", "path": "title", "value": "X"}) == []
+
+    email = {"value": "babs@new.example.com", "type": "work", "primary": True}
+    written = patch_sends({"op": "replace", "path": "emails", "value": [email]})
+    assert [s.split()[0] for s in written] == ["DELETE", "INSERT"]
+    assert client.get(path).json()["emails"] == [email]
 
 
 def test_the_case_folded_user_name_is_stored(client: TestClient) -> None:

@@ -34,7 +34,7 @@ from ..scim.projection import Projection
 from ..scim.schemas import USER
 from .common import ListQuery, Page, etag, meta, page_total, total_of_page, utcnow
 from .fast import Prepared
-from .mapping import fold, user_from_rows, user_to_rows
+from .mapping import USER_MULTI_VALUED, fold, user_from_rows, user_to_rows
 from .query import compile_filter, groups, memberships, sort_expression, users, values
 
 __all__ = [
@@ -424,7 +424,11 @@ def save_user(
         _UPDATE_USER.run(conn, {**columns, **extra, "last_modified": now, "b_pk": row.pk})
     except IntegrityError as exc:
         raise _uniqueness(columns["user_name"]) from exc
-    if current is None or user_to_rows(current)[1] != value_rows:
+    # The value rows are a function of the multi-valued attributes alone: when those
+    # are what was loaded, the stored rows are already these.
+    if current is None or any(
+        current.get(attr) != resource.get(attr) for attr in USER_MULTI_VALUED
+    ):
         _DELETE_VALUES.run(conn, {"b_user_pk": row.pk})
         _insert_values(conn, team_pk, row.pk, value_rows)
     # Rendered from what was just written: the same row, one version on, the same groups
