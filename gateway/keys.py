@@ -52,6 +52,8 @@ def visible_prefix(key_id: str) -> str:
 
 def redact(text: str) -> str:
     """Replace anything shaped like a key in ``text`` (log lines, error details)."""
+    if KEY_PREFIX not in text:  # what the pattern starts with: most text has none
+        return text
     return _ANY_KEY_RE.sub(lambda m: m.group(0)[: len(KEY_PREFIX) + 12] + "_[redacted]", text)
 
 

@@ -345,9 +345,20 @@ def _with_request_id(handler: Callable[[Request, Exception], Any]) -> Any:
 class _ActionCounter:
     """Counts committed provisioning events by kind, team and adapter."""
 
+    def __init__(self) -> None:
+        # The counter's child per label set, kept as _request_series keeps its own: a
+        # 100-member add counts 100 events.
+        self._children: dict[tuple[str, str, str], Any] = {}
+
     @hookimpl
     def scim_gateway_provisioning_event(self, event: ProvisioningEvent) -> None:
-        ACTIONS.labels(event.kind, event.team, event.adapter or "").inc()
+        key = (event.kind, event.team, event.adapter or "")
+        child = self._children.get(key)
+        if child is None:
+            if len(self._children) >= _SERIES_MAX:
+                self._children.clear()
+            child = self._children[key] = ACTIONS.labels(*key)
+        child.inc()
 
 
 # --- /metrics ----------------------------------------------------------------------
