@@ -149,7 +149,7 @@ def test_a_failed_commit_fails_every_request_of_the_group_and_keeps_nothing(
         )
 
     results = asyncio.run(main())
-    assert all(isinstance(r, Exception) for r in results), results
+    assert all(isinstance(r, ServiceUnavailable) for r in results), results
     assert _committed(path) == set()
 
     # The connection is clean afterwards: the next write commits on its own.
@@ -193,13 +193,9 @@ def test_a_transaction_opened_by_other_code_commits_the_open_group_first(
     assert seen == {"alice"}
 
 
-def test_a_database_busy_beyond_the_timeout_answers_503_to_the_group(
-    db: Database, path: Path
-) -> None:
-    # Another process holds the write lock past the busy timeout.
-    with db.engine.connect() as conn:
-        raw = conn.connection.driver_connection
-        assert raw is not None
+def test_a_database_busy_beyond_the_timeout_answers_503(db: Database, path: Path) -> None:
+    # Another process holds the write lock past the busy timeout: the group's
+    # transaction cannot begin.
     asyncio.run(db.run(_insert("warm-up"), write=True))
     assert db._held is not None
     held_raw = db._held.connection.driver_connection
@@ -222,3 +218,32 @@ def test_a_database_busy_beyond_the_timeout_answers_503_to_the_group(
         other.close()
     assert all(isinstance(r, ServiceUnavailable) for r in results), results
     assert _committed(path) == {"warm-up"}
+    assert asyncio.run(db.run(_insert("carol"), write=True)) == "carol"  # and it recovers
+
+
+def test_a_connection_lost_in_a_group_answers_every_request_and_recovers(
+    db: Database, path: Path
+) -> None:
+    def lose_the_connection(conn: Connection) -> None:
+        conn.execute(text("INSERT INTO item (name) VALUES ('bob')"))
+        conn.invalidate()  # what a disconnect error does to it
+        raise Refused("bob")
+
+    async def main() -> tuple[Any, ...]:
+        await db.run(_insert("warm-up"), write=True)
+        return await asyncio.wait_for(
+            asyncio.gather(
+                db.run(_insert("alice"), write=True),
+                db.run(lose_the_connection, write=True),
+                return_exceptions=True,
+            ),
+            timeout=10,  # a request left waiting on the group would hang here
+        )
+
+    alice, bob = asyncio.run(main())
+    # Alice's work was in the lost transaction: she is told to retry, not that it saved.
+    assert isinstance(alice, ServiceUnavailable)
+    assert isinstance(bob, Refused | ServiceUnavailable)  # its own error, or the group's
+    assert _committed(path) == {"warm-up"}
+    assert asyncio.run(db.run(_insert("carol"), write=True)) == "carol"
+    assert _committed(path) == {"warm-up", "carol"}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -33,6 +34,7 @@ from .fast import Prepared
 __all__ = ["Database", "make_engine", "normalise_url", "scratch"]
 
 _SCRATCH = "scim_gateway.transaction"
+log = logging.getLogger("scim_gateway.db")
 
 
 def scratch(conn: Connection) -> dict[str, Any]:
@@ -208,22 +210,27 @@ _PG_CONNECT_DEFAULTS = {
 
 
 class _Group:
-    """Write transactions of several requests, committed together (SQLite)."""
+    """Write transactions of several requests, committed together (SQLite): the
+    connection and event loop they run on, and a future per request."""
 
-    __slots__ = ("waiters",)
+    __slots__ = ("conn", "loop", "raw", "waiters")
 
-    def __init__(self) -> None:
+    def __init__(
+        self, conn: Connection, raw: sqlite3.Connection, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.conn = conn
+        self.raw = raw
+        self.loop = loop
         self.waiters: list[asyncio.Future[None]] = []
 
 
 class Database:
     """An engine plus the one way routes use it: ``await db.run(fn, ...)``."""
 
-    def __init__(self, engine: Engine, *, group_commit: bool = True) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.inline = self.dialect == "sqlite"
-        self.group_commit = group_commit and self.inline
         # SQLite: the event loop's thread keeps one connection instead of taking one
         # from the pool and giving it back (with its reset) twice per request.
         self._loop_thread: int | None = None
@@ -260,6 +267,8 @@ class Database:
             self._commit_group()
         held = self._held
         if held is None or held.closed or held.invalidated:
+            if self._group is not None:  # its transaction went with the connection
+                self._end_group(failed=True)
             if held is not None:
                 held.close()
             held = self._held = self.engine.connect()
@@ -355,39 +364,48 @@ class Database:
         if self.inline:
             if self._loop_thread is None:
                 self._loop_thread = threading.get_ident()
-            if self.group_commit and (write or self._group is not None):
+            if write or self._group is not None:
                 return await self._run_grouped(fn, args, write)
             return self.call(fn, *args, write=write)
         return await anyio.to_thread.run_sync(lambda: self.call(fn, *args, write=write))
 
     async def _run_grouped(self, fn: Callable[..., T], args: tuple[Any, ...], write: bool) -> T:
+        loop = asyncio.get_running_loop()
+        group = self._group
+        if group is not None and group.loop is not loop:
+            # Left by a loop that stopped before its commit ran (a test client's).
+            self._commit_group()
         try:
             held = self._take_held(join=True)
         except DBAPIError as exc:  # the held connection could not be opened
             if _is_unavailable(exc):
                 raise _unavailable() from exc
             raise
+        except SQLAlchemyTimeoutError as exc:
+            raise _unavailable() from exc
         if held is None:  # another thread's loop, or called from inside a transaction
             return self.call(fn, *args, write=write)
-        loop = asyncio.get_running_loop()
-        failure: BaseException | None = None
+        raw = held.connection.driver_connection
+        assert raw is not None
+        # The group's first request needs no savepoint: until another joins, the
+        # transaction holds its work alone, and is rolled back if it fails.
+        first = self._group is None
         try:
-            raw = held.connection.driver_connection
-            assert raw is not None
-            # The group's first request needs no savepoint: until another joins, the
-            # transaction holds its work alone, and is rolled back if it fails.
-            first = self._group is None
             if first:
                 _roll_back(held, raw)  # anything left open by earlier work
                 _sqlite_statement(held, raw, "BEGIN IMMEDIATE")
-                self._group = _Group()
+                self._group = _Group(held, raw, loop)
                 loop.call_soon(self._commit_group)
             else:
                 _sqlite_statement(held, raw, "SAVEPOINT scim_request")
         except DBAPIError as exc:
             # Beginning the group's transaction, or this request's savepoint, failed.
             self._held_busy = False
-            self._abandon_group(held)
+            if first:
+                with contextlib.suppress(Exception):
+                    _roll_back(held, raw)
+            else:
+                self._end_group(failed=True)
             if _is_unavailable(exc):
                 raise _unavailable() from exc
             raise
@@ -395,24 +413,27 @@ class Database:
         assert group is not None
         done: asyncio.Future[None] = loop.create_future()
         group.waiters.append(done)
+        failure: BaseException | None = None
         try:
             held.info.pop(_SCRATCH, None)
             result = fn(held, *args)
         except BaseException as exc:
             failure = exc
             if first:
-                self._undo_first(held, raw)
+                # Alone in the transaction: no other request can join while one runs.
+                self._end_group(failed=False)
             else:
-                self._undo_request(held, raw)
+                self._undo_request(raw)
         else:
             if not first:
                 try:
                     _sqlite_statement(held, raw, "RELEASE scim_request")
                 except DBAPIError:
-                    self._abandon_group(held)
+                    self._end_group(failed=True)
         finally:
-            held.info.pop(_SCRATCH, None)
             self._held_busy = False
+            with contextlib.suppress(Exception):  # an invalidated connection refuses
+                held.info.pop(_SCRATCH, None)
         # An error answer waits for the commit too: it may rest on what another
         # request of the group wrote (a uniqueness conflict).
         await done
@@ -422,49 +443,38 @@ class Database:
             raise failure
         return result
 
-    def _undo_first(self, conn: Connection, raw: sqlite3.Connection) -> None:
-        """Roll back a group that holds only its failed first request: nothing else
-        is in it (no other request can join while one runs), so nothing else waits."""
-        group, self._group = self._group, None
-        with contextlib.suppress(Exception):
-            _roll_back(conn, raw)
-        if group is not None:
-            for done in group.waiters:
-                if not done.done():
-                    done.set_result(None)
-
-    def _undo_request(self, conn: Connection, raw: sqlite3.Connection) -> None:
+    def _undo_request(self, raw: sqlite3.Connection) -> None:
         """Roll one failed request back to its savepoint; if SQLite ended the whole
         transaction (a disk or lock error does), the group goes with it."""
         try:
             if not raw.in_transaction:
                 raise sqlite3.OperationalError("the group's transaction was rolled back")
-            _sqlite_statement(conn, raw, "ROLLBACK TO scim_request")
-            _sqlite_statement(conn, raw, "RELEASE scim_request")
-        except (DBAPIError, sqlite3.Error):
-            self._abandon_group(conn)
+            raw.execute("ROLLBACK TO scim_request")
+            raw.execute("RELEASE scim_request")
+        except sqlite3.Error:
+            self._end_group(failed=True)
 
-    def _abandon_group(self, conn: Connection) -> None:
-        """Roll the open group back: every request waiting on it fails (503)."""
+    def _end_group(self, *, failed: bool) -> None:
+        """Roll the open group's transaction back and wake its requests: with 503 when
+        ``failed`` (their work is lost), else as done (a group whose only request
+        failed, which answers its own error)."""
         group, self._group = self._group, None
-        raw = conn.connection.driver_connection
-        if raw is not None:
+        if group is None:
+            return
+        try:
             with contextlib.suppress(Exception):
-                _roll_back(conn, raw)
-        if group is not None:
-            for done in group.waiters:
-                if not done.done():
-                    done.set_exception(_unavailable())
+                _roll_back(group.conn, group.raw)
+        finally:
+            _wake(group, _unavailable if failed else None)
 
     def _commit_group(self) -> None:
-        """Commit the open group, and wake every request waiting on it."""
+        """Commit the open group, and wake every request waiting on it: each returns,
+        or, if the commit failed, answers 503 (none of the group's work is kept)."""
         group, self._group = self._group, None
-        conn = self._held
-        if group is None or conn is None:
+        if group is None:
             return
-        error: BaseException | None = None
-        raw = conn.connection.driver_connection
-        assert raw is not None
+        conn, raw = group.conn, group.raw
+        failed = False
         try:
             if not raw.in_transaction:  # SQLite rolled it back (disk full, I/O error)
                 raise sqlite3.OperationalError("the group's transaction was rolled back")
@@ -472,21 +482,13 @@ class Database:
                 conn.commit()
             if raw.in_transaction:
                 _sqlite_statement(conn, raw, "COMMIT")
-        except (DBAPIError, sqlite3.Error) as exc:
+        except Exception:
+            failed = True
+            log.exception("a group commit failed; its %d requests answer 503", len(group.waiters))
             with contextlib.suppress(Exception):
                 _roll_back(conn, raw)
-            error = exc
-        for done in group.waiters:
-            if done.done():  # its request was cancelled
-                continue
-            if error is None:
-                done.set_result(None)
-            elif not isinstance(error, DBAPIError) or _is_unavailable(error):
-                done.set_exception(_unavailable())
-            else:
-                done.set_exception(error)
-        if error is not None and not group.waiters:
-            raise error
+        finally:
+            _wake(group, _unavailable if failed else None)
 
     async def run_sync(self, fn: Callable[[], T]) -> T:
         """Run a blocking callable that does its own database work (see :meth:`run`)."""
@@ -504,6 +506,18 @@ class Database:
         if held is not None:
             held.close()
         self.engine.dispose()
+
+
+def _wake(group: _Group, error: Callable[[], BaseException] | None) -> None:
+    """Resolve every waiting request of ``group``: done, or failed with ``error()``
+    (a new exception for each, as each request raises its own)."""
+    for done in group.waiters:
+        if done.done():  # its request was cancelled
+            continue
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error())
 
 
 def _unavailable() -> ServiceUnavailable:
