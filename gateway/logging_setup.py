@@ -178,7 +178,26 @@ def _timestamp_at(created: float) -> str:
     return f"{prefix}.{int((created - whole) * 1000):03d}Z"
 
 
-class JsonFormatter(logging.Formatter):
+class _LineFormatter(logging.Formatter):
+    """A formatter that can also write a line from its fields, without a record."""
+
+    def format_fields(
+        self, created: float, levelno: int, name: str, message: str, fields: Mapping[str, Any]
+    ) -> str:
+        """What :meth:`format` gives for a record of logger ``name`` made at ``created``
+        whose message is ``message`` and whose own attributes (its ``extra``) are
+        ``fields``, with no exception or stack: the line, without the record."""
+        level = logging.getLevelName(levelno)
+        return self._plain(_timestamp_at(created), level, name, message, fields)
+
+    def _plain(
+        self, timestamp: str, level: str, name: str, message: str, fields: Mapping[str, Any]
+    ) -> str:
+        """The line of a record without exception or stack."""
+        raise NotImplementedError
+
+
+class JsonFormatter(_LineFormatter):
     """One JSON object per record: timestamp, level, logger, message, then the
     record's own fields (request_id, team, status, ...) and any exception."""
 
@@ -194,14 +213,10 @@ class JsonFormatter(logging.Formatter):
             entry["stack"] = record.stack_info
         return _dumps(entry)
 
-    def format_fields(
-        self, created: float, levelno: int, name: str, message: str, fields: Mapping[str, Any]
+    def _plain(
+        self, timestamp: str, level: str, name: str, message: str, fields: Mapping[str, Any]
     ) -> str:
-        """What :meth:`format` gives for a record of logger ``name`` made at ``created``
-        whose message is ``message`` and whose own attributes (its ``extra``) are
-        ``fields``, with no exception or stack: the line, without the record."""
-        level = logging.getLevelName(levelno)
-        return _dumps(self._entry(_timestamp_at(created), level, name, message, fields))
+        return _dumps(self._entry(timestamp, level, name, message, fields))
 
     @staticmethod
     def _entry(
@@ -226,7 +241,7 @@ def _dumps(entry: dict[str, Any]) -> str:
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-class TextFormatter(logging.Formatter):
+class TextFormatter(_LineFormatter):
     """``timestamp level logger [request id] message key=value ...`` for a terminal.
 
     An access line's method, route, status and duration are already in its message."""
@@ -234,7 +249,7 @@ class TextFormatter(logging.Formatter):
     _IN_MESSAGE = frozenset({"method", "route", "status", "duration_ms"})
 
     def format(self, record: logging.LogRecord) -> str:
-        line = self._line(
+        line = self._plain(
             _timestamp(record), record.levelname, record.name, record.getMessage(), vars(record)
         )
         if record.exc_info and not record.exc_text:
@@ -245,16 +260,7 @@ class TextFormatter(logging.Formatter):
             line += "\n" + record.stack_info
         return line
 
-    def format_fields(
-        self, created: float, levelno: int, name: str, message: str, fields: Mapping[str, Any]
-    ) -> str:
-        """What :meth:`format` gives for a record of logger ``name`` made at ``created``
-        whose message is ``message`` and whose own attributes (its ``extra``) are
-        ``fields``, with no exception or stack: the line, without the record."""
-        level = logging.getLevelName(levelno)
-        return self._line(_timestamp_at(created), level, name, message, fields)
-
-    def _line(
+    def _plain(
         self,
         timestamp: str,
         level: str,
@@ -420,7 +426,7 @@ def write_direct(
     handler = direct_handler(logger, levelno)
     if handler is None:
         return False
-    formatter: JsonFormatter | TextFormatter = handler.formatter  # type: ignore[assignment]
+    formatter: _LineFormatter = handler.formatter  # type: ignore[assignment]
     created = _now()
     # StreamHandler.handle and emit, with the formatter given the fields themselves.
     handler.acquire()
