@@ -310,21 +310,31 @@ _SERIES: dict[tuple[str, str, int, str, str], tuple[Any, Any]] = {}
 _SERIES_MAX = 10_000
 
 
+def _kept(cache: dict[Any, Any], key: Any, make: Callable[[], Any]) -> Any:
+    """``cache[key]``, made on first use; the cache is bounded (many teams, like the
+    registry's own use) by clearing it when full."""
+    found = cache.get(key)
+    if found is None:
+        if len(cache) >= _SERIES_MAX:
+            cache.clear()
+        found = cache[key] = make()
+    return found
+
+
 def _request_series(
     endpoint: str, method: str, status: int, team: str, adapter: str
 ) -> tuple[Any, Any]:
     """The request counter's and latency histogram's children for these labels, kept
     so that each request skips prometheus_client's label validation and locking."""
-    key = (endpoint, method, status, team, adapter)
-    found = _SERIES.get(key)
-    if found is None:
-        if len(_SERIES) >= _SERIES_MAX:  # many teams: bounded, like the registry's use
-            _SERIES.clear()
-        found = _SERIES[key] = (
+    series: tuple[Any, Any] = _kept(
+        _SERIES,
+        (endpoint, method, status, team, adapter),
+        lambda: (
             REQUESTS.labels(endpoint, method, str(status), team, adapter),
             LATENCY.labels(endpoint, method),
-        )
-    return found
+        ),
+    )
+    return series
 
 
 def _with_request_id(handler: Callable[[Request, Exception], Any]) -> Any:
@@ -353,12 +363,7 @@ class _ActionCounter:
     @hookimpl
     def scim_gateway_provisioning_event(self, event: ProvisioningEvent) -> None:
         key = (event.kind, event.team, event.adapter or "")
-        child = self._children.get(key)
-        if child is None:
-            if len(self._children) >= _SERIES_MAX:
-                self._children.clear()
-            child = self._children[key] = ACTIONS.labels(*key)
-        child.inc()
+        _kept(self._children, key, lambda: ACTIONS.labels(*key)).inc()
 
 
 # --- /metrics ----------------------------------------------------------------------

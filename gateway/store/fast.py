@@ -62,7 +62,6 @@ class _Plan:
         "converted",
         "positional",
         "processed",
-        "processors",
         "row",
         "sql",
     )
@@ -102,14 +101,14 @@ class _Plan:
         self.processed = any(p is not None for p in self.bind_processors)
         columns = compiled._result_columns
         self.row = _row_class([c.keyname for c in columns]) if columns else None
-        self.processors: list[Any] | None = None
-        # The columns that have a result processor, with it: a user row has 35
-        # columns and 5 processors, and a page converts 100 such rows.
+        # The columns that have a result processor, with it (empty: rows are used as
+        # the driver returns them). A user row has 35 columns and 5 processors, and a
+        # page converts 100 such rows.
         self.converted: list[tuple[int, Callable[[Any], Any]]] = []
-        if columns:
-            procs = [c.type._cached_result_processor(dialect, None) for c in columns]
-            self.processors = procs if any(procs) else None
-            self.converted = [(i, p) for i, p in enumerate(procs) if p is not None]
+        for index, column in enumerate(columns or ()):
+            process = column.type._cached_result_processor(dialect, None)
+            if process is not None:
+                self.converted.append((index, process))
 
     def parameters(self, given: Mapping[str, Any]) -> Any:
         values = [
@@ -134,7 +133,7 @@ class _Plan:
     def make_rows(self, raw: Iterable[Sequence[Any]]) -> list[Any]:
         cls = self.row
         assert cls is not None
-        if self.processors is None:
+        if not self.converted:
             return [cls(r) for r in raw]
         return [cls(self._convert(r)) for r in raw]
 
@@ -220,7 +219,7 @@ class Prepared:
         cursor = self._cursor(conn, plan, plan.parameters(params))
         assert plan.row is not None
         names = plan.row._fields
-        if plan.processors is None:
+        if not plan.converted:
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
         convert = plan._convert
         return [dict(zip(names, convert(row), strict=True)) for row in cursor.fetchall()]

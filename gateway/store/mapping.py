@@ -203,6 +203,21 @@ def _read_tuple(fields: tuple[str, ...]) -> Callable[[Any], tuple[dict[str, Any]
     return _tree_reader(lambda column: str(fields.index(column)))
 
 
+_last_tuple_reader: tuple[Any, Callable[[Any], tuple[dict[str, Any], Any]] | None] = (None, None)
+
+
+def _reader_of(fields: tuple[str, ...]) -> Callable[[Any], tuple[dict[str, Any], Any]]:
+    """``_read_tuple(fields)``, remembered for the last ``fields`` seen: the rows of a
+    page share one tuple, and looking it up in the cache hashes its 35 names."""
+    global _last_tuple_reader
+    last, read = _last_tuple_reader
+    if fields is last and read is not None:
+        return read
+    read = _read_tuple(fields)
+    _last_tuple_reader = (fields, read)
+    return read
+
+
 def _element_reader() -> Callable[[Any], dict[str, Any]]:
     """A function of a value row giving its element of a multi-valued attribute."""
     body = ["    e = {}"]
@@ -236,7 +251,7 @@ def user_from_rows(
     """Rebuild the canonical User (without ``id``/``meta``/``groups``) from its row (a
     mapping by column name, or a statement's row with ``_fields``) and value rows."""
     fields = getattr(row, "_fields", None)
-    read = _read_mapping if fields is None else _read_tuple(fields)
+    read = _read_mapping if fields is None else _reader_of(fields)
     doc, extra = read(row)
     for item in values:
         element = _read_element(item)
