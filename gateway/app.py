@@ -30,6 +30,7 @@ from .routes.admin import admin_mount
 from .routes.bulk import routes_for_bulk
 from .routes.discovery import routes_for_discovery
 from .routes.groups import routes_for_groups
+from .routes.router import ScimDispatch
 from .routes.search import routes_for_root_search
 from .routes.users import routes_for_users
 from .scim.errors import Forbidden, ScimError
@@ -226,6 +227,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.gateway = gateway
+    # Inside the observability middleware: SCIM requests skip Starlette's route walk.
+    app.add_middleware(
+        ScimDispatch,
+        prefix="/scim/v2",
+        routes=scim_routes,
+        router=app.router,
+        handlers=app.exception_handlers,
+    )
     install_observability(app)  # request ids, access log, /metrics, /healthz, /readyz
     return app
 
