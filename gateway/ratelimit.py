@@ -25,9 +25,8 @@ import math
 import secrets
 import threading
 import time
-import weakref
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio.to_thread
@@ -106,16 +105,16 @@ class Bucket:
     scope: str  # "key" or "team"
     rate: int
     capacity: int
+    step: int = field(init=False, repr=False, compare=False)
+    """Microseconds one request moves the bucket's clock."""
+    span: int = field(init=False, repr=False, compare=False)
+    """How far ahead of now the bucket's clock may run (microseconds): the burst."""
 
-    @property
-    def step(self) -> int:
-        """Microseconds one request moves the bucket's clock."""
-        return max(1, round(MICROSECONDS / self.rate))
-
-    @property
-    def span(self) -> int:
-        """How far ahead of now the bucket's clock may run (microseconds): the burst."""
-        return self.capacity * self.step
+    def __post_init__(self) -> None:
+        # Worked out once: every request reads them.
+        step = max(1, round(MICROSECONDS / self.rate))
+        object.__setattr__(self, "step", step)
+        object.__setattr__(self, "span", self.capacity * step)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,15 +157,18 @@ class MemoryStore:
 
     def take_now(self, buckets: Sequence[Bucket], now: int) -> Refusal | None:
         with self._lock:
-            steps = [admit(self._tats.get(b.name), now, b) for b in buckets]
-            for bucket, (_after, wait) in zip(buckets, steps, strict=True):
+            tats = self._tats
+            afters = []
+            for bucket in buckets:
+                after, wait = admit(tats.get(bucket.name), now, bucket)
                 if wait > 0:
                     return Refusal(bucket, wait)
-            for bucket, (after, _wait) in zip(buckets, steps, strict=True):
-                self._tats[bucket.name] = after
-            if len(self._tats) > self.PRUNE_ABOVE:
+                afters.append(after)
+            for bucket, after in zip(buckets, afters, strict=True):
+                tats[bucket.name] = after
+            if len(tats) > self.PRUNE_ABOVE:
                 # A bucket whose clock is behind now is full: forgetting it changes nothing.
-                self._tats = {name: tat for name, tat in self._tats.items() if tat > now}
+                self._tats = {name: tat for name, tat in tats.items() if tat > now}
         return None
 
 
@@ -389,12 +391,17 @@ class RateLimiter:
 
     async def check(self, principal: Principal) -> None:
         """Take this request from the caller's budgets; 429 when one is spent."""
-        if self.store is None:
+        store = self.store
+        if store is None:
             return
         buckets = self.buckets(principal)
         if not buckets:
             return
-        refusal = await self.store.take(principal.team_pk, buckets, self.clock())
+        if isinstance(store, MemoryStore):
+            # This process's memory answers at once: no await, no coroutine of ``take``.
+            refusal = store.take_now(buckets, self.clock())
+        else:
+            refusal = await store.take(principal.team_pk, buckets, self.clock())
         if refusal is not None:
             raise _too_many(refusal, principal)
 
@@ -418,21 +425,26 @@ def _too_many(refusal: Refusal, principal: Principal) -> TooManyRequests:
     )
 
 
-_LIMITERS: weakref.WeakKeyDictionary[Gateway, RateLimiter] = weakref.WeakKeyDictionary()
+_LIMITER_ATTRIBUTE = "_scim_rate_limiter"
+"""The gateway's attribute that keeps its limiter (one attribute read per request)."""
 _LIMITERS_LOCK = threading.Lock()
 
 
 def limiter_for(gateway: Gateway) -> RateLimiter:
     """The gateway's rate limiter, made on first use from its settings."""
-    limiter = _LIMITERS.get(gateway)
+    limiter: RateLimiter | None = getattr(gateway, _LIMITER_ATTRIBUTE, None)
     if limiter is None:
         with _LIMITERS_LOCK:
-            limiter = _LIMITERS.get(gateway)
+            limiter = getattr(gateway, _LIMITER_ATTRIBUTE, None)
             if limiter is None:
-                limiter = _LIMITERS[gateway] = RateLimiter.from_settings(gateway)
+                limiter = RateLimiter.from_settings(gateway)
+                setattr(gateway, _LIMITER_ATTRIBUTE, limiter)
     return limiter
 
 
-async def enforce_rate_limits(gateway: Gateway, principal: Principal) -> None:
-    """429 (with Retry-After) when the caller's key or team is over its limit."""
-    await limiter_for(gateway).check(principal)
+def enforce_rate_limits(gateway: Gateway, principal: Principal) -> Coroutine[Any, Any, None]:
+    """429 (with Retry-After) when the caller's key or team is over its limit.
+
+    To be awaited: it is the limiter's ``check``, so a request makes one coroutine.
+    """
+    return limiter_for(gateway).check(principal)
