@@ -51,6 +51,7 @@ _ACCEPTED = ("application/scim+json", "application/json")
 _KEY_END = b'":'
 _SPACED_KEY_END = re.compile(rb'"[ \t\r\n]+:')
 _NUL_ESCAPE = b"\\u0000"
+_CONTAINERS = (dict, list)
 
 Trail = tuple[str | int, ...]
 
@@ -70,7 +71,31 @@ def _too_deep(limit: int) -> InvalidSyntax:
 
 def check_depth(value: Any, limit: int) -> None:
     """Reject JSON nested deeper than ``limit`` (a cheap guard against hostile input)."""
-    _inspect(value, max_depth=limit, max_chars=None, nul=False)
+    _count_keys(value, max_depth=limit)
+
+
+def _count_keys(value: Any, *, max_depth: int) -> int:
+    """:func:`_inspect` without its string checks, level by level: check the depth of a
+    parsed body and return how many object keys it holds."""
+    keys = 0
+    level = [value]
+    depth = 1
+    while level:
+        if depth > max_depth:
+            raise _too_deep(max_depth)
+        children: list[Any] = []
+        for node in level:
+            if isinstance(node, dict):
+                keys += len(node)
+                node = node.values()
+            elif not isinstance(node, list):
+                continue
+            for item in node:
+                if isinstance(item, _CONTAINERS):
+                    children.append(item)
+        level = children
+        depth += 1
+    return keys
 
 
 def _inspect(value: Any, *, max_depth: int, max_chars: int | None, nul: bool) -> int:
@@ -220,9 +245,16 @@ async def read_json(
         raise InvalidSyntax(f"The request body is not valid JSON: {exc}.") from None
     if max_string_length is None:
         max_string_length = _configured_string_limit(request)
-    keys = _inspect(
-        value, max_depth=max_depth, max_chars=max_string_length, nul=_NUL_ESCAPE in body
-    )
+    # A string holds no more characters than the body has bytes, and holds a NUL
+    # character only if the body has the escape \u0000 (JSON text cannot hold a raw
+    # control character; the parser refuses one): often the strings need no check.
+    if max_string_length is not None and len(body) <= max_string_length:
+        max_string_length = None
+    nul = _NUL_ESCAPE in body
+    if max_string_length is None and not nul:
+        keys = _count_keys(value, max_depth=max_depth)
+    else:
+        keys = _inspect(value, max_depth=max_depth, max_chars=max_string_length, nul=nul)
     _check_duplicate_keys(body, keys)
     return value
 

@@ -373,6 +373,10 @@ class _Patcher:
         self.resource = resource
         self.rt = resource_type
         self.touched: dict[int, Any] = {}
+        self.primaries_unsettled = True
+        """Whether a list of values may hold more than one primary value: the stored
+        resource is taken as it comes, then only an operation that stores a list, or an
+        object under a schema URN (which holds lists), can add one."""
 
     # entry points
 
@@ -388,19 +392,21 @@ class _Patcher:
         else:
             raw = operation.raw_path or str(operation.path)
             self._apply_path(op, operation.path, operation.value, raw, lenient=False)
-        self._normalise_primary()
+        if self.primaries_unsettled:
+            self._normalise_primary()
+            self.primaries_unsettled = False
 
     def finish(self) -> None:
         """Drop empty extension objects and make ``schemas`` list exactly the used ones."""
         resource = self.resource
-        for key in list(resource):
-            if _is_urn(key) and isinstance(resource[key], dict) and not resource[key]:
+        for key, value in list(resource.items()):
+            if isinstance(value, dict) and not value and _is_urn(key):
                 del resource[key]
         core = self.rt.schema.id
         used = {
             key.lower(): key
             for key, value in resource.items()
-            if _is_urn(key) and isinstance(value, dict)
+            if isinstance(value, dict) and _is_urn(key)
         }
         current = resource.get("schemas")
         schemas: list[str] = []
@@ -614,6 +620,10 @@ class _Patcher:
             container.pop(key, None)
         else:
             container[key] = new
+            if isinstance(new, list) or (
+                container is self.resource and isinstance(new, dict) and _is_urn(key)
+            ):
+                self.primaries_unsettled = True
         if target.container is not None and not container:
             actual = _key_of(self.resource, target.container)
             if actual is not None and self.resource[actual] is container:
@@ -886,7 +896,7 @@ class _Patcher:
         containers = [self.resource] + [
             value
             for key, value in self.resource.items()
-            if _is_urn(key) and isinstance(value, dict)
+            if isinstance(value, dict) and _is_urn(key)
         ]
         for container in containers:
             for value in container.values():

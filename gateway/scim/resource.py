@@ -19,6 +19,7 @@ resource type's schemas and returns a new dict in which:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .errors import InvalidSyntax, InvalidValue
@@ -84,39 +85,80 @@ def _json_type(value: Any) -> str:
     return "null"
 
 
+def _given_twice(where: str, first: str, key: str) -> InvalidSyntax:
+    return InvalidSyntax(
+        f"'{where}' is given twice, as {first!r} and {key!r}; attribute names are "
+        "case-insensitive (RFC 7643 §2.1), so send it once."
+    )
+
+
 def _once(seen: dict[str, str], name: str, key: str, where: str) -> None:
     """Note that ``key`` spells ``name``; refuse a second spelling of it."""
     first = seen.setdefault(name.lower(), key)
     if first != key:
-        raise InvalidSyntax(
-            f"'{where}' is given twice, as {first!r} and {key!r}; attribute names are "
-            "case-insensitive (RFC 7643 §2.1), so send it once."
-        )
+        raise _given_twice(where, first, key)
 
 
-def _canonical_complex(attr: Attribute, value: dict[str, Any], where: str) -> dict[str, Any]:
+def _spellings(
+    data: dict[str, Any], stop: str, find: Callable[[str], Attribute | None]
+) -> dict[str, str]:
+    """Attribute name to key for the keys of ``data`` before ``stop`` that name an
+    attribute (``find``): how a name was first spelled, to catch a second spelling."""
+    spellings: dict[str, str] = {}
+    for key in data:
+        if key == stop:
+            break
+        attr = find(key)
+        if attr is not None:
+            spellings.setdefault(attr.name, key)
+    return spellings
+
+
+def _at(where: str, index: int | None) -> str:
+    return where if index is None else f"{where}[{index}]"
+
+
+def _canonical_complex(
+    attr: Attribute, value: dict[str, Any], where: str, index: int | None = None
+) -> dict[str, Any]:
+    """``value`` with canonical sub-attribute names. ``where`` (with ``index`` for a value
+    of a multi-valued attribute) names it in error messages, which are only then built.
+
+    Two keys can spell one sub-attribute only if one of them is not its canonical
+    spelling, so spellings are noted only from the first such key on (:func:`_spellings`
+    recovers the earlier ones)."""
     out: dict[str, Any] = {}
-    seen: dict[str, str] = {}
+    subs = attr.sub_attributes_by_name
+    seen: dict[str, str] | None = None
     for key, sub_value in value.items():
-        sub = attr.sub(key)
+        sub = subs.get(key)
         if sub is None:
-            out[key] = sub_value
-            continue
-        _once(seen, sub.name, key, f"{where}.{sub.name}")
+            sub = attr.sub(key)
+            if sub is None:
+                out[key] = sub_value
+                continue
+        name = sub.name
+        if seen is not None or key != name:
+            if seen is None:
+                seen = _spellings(value, key, attr.sub)
+            first = seen.setdefault(name, key)
+            if first != key:
+                raise _given_twice(f"{_at(where, index)}.{name}", first, key)
         if sub.mutability == "readOnly" or sub_value is None:
             continue
-        checked = _check_value(sub, sub_value, f"{where}.{sub.name}")
+        if sub.type == "complex" or not _type_ok(sub, sub_value):
+            sub_value = _check_value(sub, sub_value, f"{_at(where, index)}.{name}")
         if (
-            attr.multi_valued
-            and sub.name == "type"
-            and isinstance(checked, str)
-            and len(checked) > VALUE_TYPE_LENGTH
+            name == "type"
+            and attr.multi_valued
+            and isinstance(sub_value, str)
+            and len(sub_value) > VALUE_TYPE_LENGTH
         ):
             raise InvalidValue(
-                f"'{where}.type' is {len(checked)} characters long; the limit is "
-                f"{VALUE_TYPE_LENGTH}."
+                f"'{_at(where, index)}.type' is {len(sub_value)} characters long; the limit "
+                f"is {VALUE_TYPE_LENGTH}."
             )
-        out[sub.name] = checked
+        out[name] = sub_value
     return out
 
 
@@ -126,34 +168,60 @@ def _canonical_attribute(attr: Attribute, value: Any) -> Any:
     if not attr.multi_valued:
         if isinstance(value, list):
             raise InvalidValue(f"'{attr.name}' is single-valued; an array was sent.")
+        if attr.type != "complex" and _type_ok(attr, value):
+            return value
         return _check_value(attr, value, attr.name)
-    if isinstance(value, dict) and attr.type == "complex":
+    complex_ = attr.type == "complex"
+    if complex_ and isinstance(value, dict):
         value = [value]
     if not isinstance(value, list):
         raise InvalidValue(f"'{attr.name}' is multi-valued and must be an array.")
-    items = [_check_value(attr, item, f"{attr.name}[{i}]") for i, item in enumerate(value)]
-    items = [item for item in items if item is not None]
-    if attr.type == "complex" and sum(1 for i in items if i.get("primary") is True) > 1:
+    items: list[Any] = []
+    primaries = 0
+    for index, item in enumerate(value):
+        if item is None:
+            continue
+        if complex_:
+            if not isinstance(item, dict):
+                raise InvalidValue(f"'{attr.name}[{index}]' must be an object.")
+            item = _canonical_complex(attr, item, attr.name, index)
+            if item.get("primary") is True:
+                primaries += 1
+        elif not _type_ok(attr, item):
+            _check_value(attr, item, f"{attr.name}[{index}]")  # raises
+        items.append(item)
+    if primaries > 1:
         raise InvalidValue(f"At most one value of '{attr.name}' may have primary set to true.")
     return items
 
 
 def _canonical_schema_part(schema: Schema, data: dict[str, Any], *, top: bool) -> dict[str, Any]:
+    """The attributes of one schema with canonical names (see :func:`_canonical_complex`
+    for when the keys seen are noted; a dropped key noted there is harmless, as no key
+    that is kept spells the same name)."""
     out: dict[str, Any] = {}
-    seen: dict[str, str] = {}
+    names = schema.attributes_by_name
+    seen: dict[str, str] | None = None
     for key, value in data.items():
-        if key.lower() in DROPPED_ON_INPUT:
+        lowered = key.lower()
+        if lowered in DROPPED_ON_INPUT:
             continue
-        attr = schema.attribute(key)
+        attr = names.get(lowered)
         if attr is None:
             out[key] = value
             continue
-        _once(seen, attr.name, key, attr.name)
+        name = attr.name
+        if seen is not None or key != name:
+            if seen is None:
+                seen = _spellings(data, key, schema.attribute)
+            first = seen.setdefault(name, key)
+            if first != key:
+                raise _given_twice(name, first, key)
         if attr.mutability == "readOnly":
             continue
         canonical = _canonical_attribute(attr, value)
         if canonical is not None:
-            out[attr.name] = canonical
+            out[name] = canonical
     return out
 
 
@@ -161,7 +229,7 @@ def canonicalize(rt: ResourceType, body: Any) -> dict[str, Any]:
     """Return the canonical form of a resource body sent by a client."""
     if not isinstance(body, dict):
         raise InvalidSyntax("The request body must be a JSON object.")
-    extension_by_urn = {schema.id.lower(): schema for schema, _ in rt.extensions}
+    extension_by_urn = rt.extensions_by_urn
     core: dict[str, Any] = {}
     extensions: dict[str, dict[str, Any]] = {}
     seen: dict[str, str] = {}

@@ -17,7 +17,7 @@ finds them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
@@ -68,21 +68,22 @@ _RETURNED = frozenset({"always", "never", "default", "request"})
 _UNIQUENESS = frozenset({"none", "server", "global"})
 
 
-_INDEXES: dict[int, tuple[tuple[Attribute, ...], dict[str, Attribute]]] = {}
+def _name_index(attributes: tuple[Attribute, ...]) -> dict[str, Attribute]:
+    """The look-up table of :func:`_find`: each attribute under its lowercased name and
+    under its canonical spelling, so the names clients usually send are found without
+    lowercasing them. Where two names differ only in case the first attribute wins."""
+    index: dict[str, Attribute] = {}
+    for attribute in attributes:
+        index.setdefault(attribute.name.lower(), attribute)
+    for attribute in attributes:
+        index.setdefault(attribute.name, index[attribute.name.lower()])
+    return index
 
 
-def _find(attributes: tuple[Attribute, ...], name: str) -> Attribute | None:
-    """The attribute called ``name`` (case-insensitive): a dict lookup per attribute
-    tuple, built the first time (validation looks up every attribute of every body)."""
-    entry = _INDEXES.get(id(attributes))
-    if entry is None or entry[0] is not attributes:
-        index: dict[str, Attribute] = {}
-        for attribute in attributes:
-            index.setdefault(attribute.name.lower(), attribute)
-        if len(_INDEXES) > 4096:  # only the schemas' own tuples are expected here
-            _INDEXES.clear()
-        entry = _INDEXES[id(attributes)] = (attributes, index)
-    return entry[1].get(name.lower())
+def _find(index: dict[str, Attribute], name: str) -> Attribute | None:
+    """The attribute called ``name`` (case-insensitive) in a :func:`_name_index` table."""
+    found = index.get(name)
+    return found if found is not None else index.get(name.lower())
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +102,9 @@ class Attribute:
     canonical_values: tuple[str, ...] = ()
     reference_types: tuple[str, ...] = ()
     sub_attributes: tuple[Attribute, ...] = ()
+    sub_attributes_by_name: dict[str, Attribute] = field(init=False, repr=False, compare=False)
+    """The sub-attributes under their canonical and their lowercased names (read-only);
+    :meth:`sub` finds any spelling."""
 
     def __post_init__(self) -> None:
         if self.type not in _TYPES:
@@ -117,6 +121,7 @@ class Attribute:
             )
         if self.reference_types and self.type != "reference":
             raise ValueError(f"attribute {self.name!r}: only references have referenceTypes")
+        object.__setattr__(self, "sub_attributes_by_name", _name_index(self.sub_attributes))
 
     @property
     def is_complex(self) -> bool:
@@ -124,7 +129,7 @@ class Attribute:
 
     def sub(self, name: str) -> Attribute | None:
         """The sub-attribute called ``name`` (case-insensitive), or ``None``."""
-        return _find(self.sub_attributes, name)
+        return _find(self.sub_attributes_by_name, name)
 
     def to_dict(self) -> dict[str, Any]:
         """The attribute as RFC 7643 §7 represents it in a Schema resource."""
@@ -156,10 +161,16 @@ class Schema:
     name: str
     description: str
     attributes: tuple[Attribute, ...]
+    attributes_by_name: dict[str, Attribute] = field(init=False, repr=False, compare=False)
+    """The attributes under their canonical and their lowercased names (read-only);
+    :meth:`attribute` finds any spelling."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "attributes_by_name", _name_index(self.attributes))
 
     def attribute(self, name: str) -> Attribute | None:
         """The top-level attribute called ``name`` (case-insensitive), or ``None``."""
-        return _find(self.attributes, name)
+        return _find(self.attributes_by_name, name)
 
     def to_dict(self, base_url: str) -> dict[str, Any]:
         """The Schema resource served at ``/Schemas/{id}``."""
@@ -200,16 +211,22 @@ class ResourceType:
     description: str
     schema: Schema
     extensions: tuple[tuple[Schema, bool], ...]
+    extensions_by_urn: dict[str, Schema] = field(init=False, repr=False, compare=False)
+    """The extension schemas by lowercased URN (read-only)."""
+    _schemas_by_urn: dict[str, Schema] = field(init=False, repr=False, compare=False)
+    """The core and extension schemas by lowercased URN, for :meth:`schema_for`."""
+
+    def __post_init__(self) -> None:
+        extensions = {schema.id.lower(): schema for schema, _required in self.extensions}
+        object.__setattr__(self, "extensions_by_urn", extensions)
+        schemas = {self.schema.id.lower(): self.schema}
+        for extension, _required in self.extensions:
+            schemas.setdefault(extension.id.lower(), extension)
+        object.__setattr__(self, "_schemas_by_urn", schemas)
 
     def schema_for(self, urn: str) -> Schema | None:
         """The core or extension schema with this URN (case-insensitive), or ``None``."""
-        key = urn.lower()
-        if self.schema.id.lower() == key:
-            return self.schema
-        for extension, _required in self.extensions:
-            if extension.id.lower() == key:
-                return extension
-        return None
+        return self._schemas_by_urn.get(urn.lower())
 
     def resolve(self, urn: str | None, attr: str, sub: str | None = None) -> Resolved | None:
         """Resolve an attribute path against this resource type, case-insensitively.
@@ -229,7 +246,7 @@ class ResourceType:
                 return None
         attribute = schema.attribute(attr)
         if attribute is None and schema is self.schema:
-            attribute = _find(COMMON_ATTRIBUTES, attr)
+            attribute = _find(_COMMON_INDEX, attr)
             schema = None
         if attribute is None:
             return None
@@ -360,6 +377,8 @@ COMMON_ATTRIBUTES: tuple[Attribute, ...] = (
         ),
     ),
 )
+
+_COMMON_INDEX = _name_index(COMMON_ATTRIBUTES)
 
 
 # User (RFC 7643 §4.1, §8.7.1).
