@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any, NoReturn
+from urllib.parse import unquote_plus
 
 import orjson
 from starlette.requests import Request
@@ -276,14 +277,20 @@ def parse_if_match(request: Request, header: str = "if-match") -> set[str] | Non
 def query_params_named(request: Request, names: tuple[str, ...]) -> dict[str, str | None]:
     """The query parameters ``names``, matched case-insensitively, in one pass over the
     query string; the first non-empty value of each counts, an empty one is absent."""
-    wanted = {name.lower(): name for name in names}
     found: dict[str, str | None] = dict.fromkeys(names)
-    if not request.scope.get("query_string"):
+    raw: bytes = request.scope.get("query_string", b"")
+    if not raw:
         return found
-    for key, value in request.query_params.multi_items():
-        name = wanted.get(key.lower())
+    wanted = {name.lower(): name for name in names}
+    # As Starlette's query_params reads it (parse_qsl of the Latin-1 text, blank values
+    # kept), without the multi-dict: only the wanted values are decoded.
+    for piece in raw.decode("latin-1").split("&"):
+        if not piece:
+            continue
+        key, _, value = piece.partition("=")
+        name = wanted.get(unquote_plus(key).lower())
         if name is not None and value != "" and found[name] is None:
-            found[name] = value
+            found[name] = unquote_plus(value)
     return found
 
 
