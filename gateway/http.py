@@ -288,10 +288,15 @@ def query_params_named(request: Request, names: tuple[str, ...]) -> dict[str, st
         if not piece:
             continue
         key, _, value = piece.partition("=")
-        name = wanted.get(unquote_plus(key).lower())
+        name = wanted.get(_unquote(key).lower())
         if name is not None and value != "" and found[name] is None:
-            found[name] = unquote_plus(value)
+            found[name] = _unquote(value)
     return found
+
+
+def _unquote(text: str) -> str:
+    """``unquote_plus``, skipped for text with nothing to decode (a parameter's name)."""
+    return unquote_plus(text) if "%" in text or "+" in text else text
 
 
 def query_param(request: Request, name: str) -> str | None:
