@@ -84,12 +84,21 @@ def _never_kept(name: str) -> bool:
     return short in _NEVER_RETURNED or short == "x509certificates"
 
 
+_SCALARS = (type(None), bool, int, float)
+
+
 def redact_changes(value: Any) -> Any:
     """``value`` with sensitive attributes' values replaced and keys masked.
 
     Only values are hidden: a list of attribute *names* (``{"attributes":
     ["password"]}``) says that the password changed, which the record should say.
     """
+    # The leaves of every event's changes first, by their exact type: the checks
+    # below (``Mapping`` is an ABC) cost more than the leaves' own handling.
+    if type(value) is str:
+        return redact(value)
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, Mapping):
         return {
             str(k): REDACTED if is_sensitive(str(k)) else redact_changes(v)
@@ -129,14 +138,19 @@ class Names:
             if event.kind in _MEMBER_KINDS:
                 member_type = "Group" if event.changes.get("member_type") == "Group" else "User"
                 wanted[member_type].add(str(event.changes.get("member", "")))
-        known: dict[str, str] = scratch(conn).get(f"user_names:{team_pk}", {})
-        self.users = {i: known[i] for i in wanted["User"] if i in known}
-        self.users |= self._lookup(
-            conn, users.c.id, users.c.user_name, users, team_pk, wanted["User"] - set(known)
-        )
-        self.groups = self._lookup(
-            conn, groups.c.id, groups.c.display_name, groups, team_pk, wanted["Group"]
-        )
+        self.users: dict[str, str] = {}
+        self.groups: dict[str, str] = {}
+        # Most writes name what they changed (a create, a PATCH): nothing to look up.
+        if wanted["User"]:
+            known: dict[str, str] = scratch(conn).get(f"user_names:{team_pk}", {})
+            self.users = {i: known[i] for i in wanted["User"] if i in known}
+            self.users |= self._lookup(
+                conn, users.c.id, users.c.user_name, users, team_pk, wanted["User"] - known.keys()
+            )
+        if wanted["Group"]:
+            self.groups = self._lookup(
+                conn, groups.c.id, groups.c.display_name, groups, team_pk, wanted["Group"]
+            )
 
     @staticmethod
     def _lookup(
@@ -233,30 +247,43 @@ def team_pk_of(conn: Connection, slug: str) -> int:
     return pk
 
 
+def team_and_names(
+    conn: Connection,
+    team: str,
+    events: list[ProvisioningEvent],
+    seen: dict[str, tuple[int, Names]],
+) -> tuple[int, Names]:
+    """The team's pk and the names its events (of ``events``) mention: looked up at its
+    first event, then kept in ``seen`` for the rest (a 100-member PATCH records 100)."""
+    found = seen.get(team)
+    if found is None:
+        team_pk = team_pk_of(conn, team)
+        found = seen[team] = (team_pk, Names(conn, team_pk, [e for e in events if e.team == team]))
+    return found
+
+
 def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def audit_rows(conn: Connection, events: list[ProvisioningEvent]) -> list[dict[str, Any]]:
     """The audit records of one write's events (the write's own connection)."""
-    names: dict[str, Names] = {}
+    teams: dict[str, tuple[int, Names]] = {}
     rows = []
     for event in events:
-        team_pk = team_pk_of(conn, event.team)
-        if event.team not in names:
-            names[event.team] = Names(conn, team_pk, [e for e in events if e.team == event.team])
-        display = resource_display(conn, team_pk, event, names[event.team])
+        team_pk, names = team_and_names(conn, event.team, events, teams)
+        display = resource_display(conn, team_pk, event, names)
         rows.append(
             {
                 "team_pk": team_pk,
                 "occurred_at": _utc(event.occurred_at),
                 "kind": event.kind,
-                "action": redact(describe(event, display, names[event.team])),
+                "action": redact(describe(event, display, names)),
                 "resource_type": event.resource_type,
                 "resource_id": event.resource_id,
                 "resource_display": redact(display) if display else None,
                 "user_id": _subject_user(event),
-                "changes": redact_changes(dict(event.changes)),
+                "changes": redact_changes(event.changes),
                 "key_id": event.key_id,
                 "key_name": event.key_name,
                 "adapter": event.adapter,

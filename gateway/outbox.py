@@ -39,10 +39,18 @@ from plugins import ProvisioningEvent
 from plugins.webhooks import Delivery, Outcome, WebhookSender
 
 from . import __version__
-from .audit import Names, purge_audit, redact_changes, resource_display, team_pk_of
+from .audit import (
+    Names,
+    purge_audit,
+    redact_changes,
+    resource_display,
+    team_and_names,
+    team_pk_of,
+)
 from .config import ConfigError, Settings, WebhookSettings
 from .store.common import iso
 from .store.db import Database
+from .store.fast import Prepared
 from .store.tables import OutboxEvent, Team, WebhookDelivery
 from .teams import TeamError
 
@@ -103,10 +111,14 @@ def event_document(event_id: str, event: ProvisioningEvent, display: str | None)
         "team": event.team,
         "occurred_at": iso(event.occurred_at),
         "resource": {"type": event.resource_type, "id": event.resource_id, "display": display},
-        "changes": redact_changes(dict(event.changes)),
+        "changes": redact_changes(event.changes),
         "actor": {"key_id": event.key_id, "key_name": event.key_name, "adapter": event.adapter},
         "request_id": event.request_id,
     }
+
+
+_INSERT_EVENT = Prepared(insert(outbox).returning(outbox.c.pk))
+_INSERT_DELIVERIES = Prepared(insert(deliveries))
 
 
 def webhook_urls(settings: Settings) -> dict[str, tuple[str, ...]]:
@@ -122,22 +134,18 @@ def outbox_recorder(
 
     def record(conn: Connection, events: list[ProvisioningEvent]) -> None:
         now = utcnow()
-        names: dict[str, Names] = {}
+        teams: dict[str, tuple[int, Names]] = {}
         for event in events:
             urls = targets.get(event.team)
             if not urls:
                 continue
-            team_pk = team_pk_of(conn, event.team)
-            if event.team not in names:
-                names[event.team] = Names(
-                    conn, team_pk, [e for e in events if e.team == event.team]
-                )
+            team_pk, names = team_and_names(conn, event.team, events, teams)
             event_id = str(uuid.uuid4())
-            display = resource_display(conn, team_pk, event, names[event.team])
+            display = resource_display(conn, team_pk, event, names)
             document = event_document(event_id, event, display)
             body = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
-            event_pk = conn.execute(
-                insert(outbox).returning(outbox.c.pk),
+            event_pk = _INSERT_EVENT.scalar(
+                conn,
                 {
                     "id": event_id,
                     "team_pk": team_pk,
@@ -147,9 +155,9 @@ def outbox_recorder(
                     "body": body,
                     "created": now,
                 },
-            ).scalar_one()
-            conn.execute(
-                insert(deliveries),
+            )
+            _INSERT_DELIVERIES.many(
+                conn,
                 [
                     {
                         "event_pk": event_pk,

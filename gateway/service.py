@@ -35,8 +35,10 @@ _NOT_COMPARED = frozenset({"meta", "groups", "id", "schemas"})
 def check_immutable(rt: ResourceType, before: dict[str, Any], after: dict[str, Any]) -> None:
     """RFC 7644 §3.5.1: an immutable attribute with a value must not change."""
     for attr in rt.schema.attributes:
+        if attr.mutability != "immutable":
+            continue
         old = before.get(attr.name)
-        if attr.mutability == "immutable" and old is not None and after.get(attr.name) != old:
+        if old is not None and after.get(attr.name) != old:
             raise Mutability(f"'{attr.name}' is immutable and cannot be changed.")
 
 

@@ -17,6 +17,7 @@ __all__ = [
     "insert_ignore",
     "iso",
     "meta",
+    "meta_of",
     "team_check",
     "total_of_page",
     "utcnow",
@@ -63,12 +64,25 @@ def etag(version: int) -> str:
 
 
 def meta(resource_type: str, row: Any, location: str) -> dict[str, Any]:
+    """``meta`` of a stored resource's row (anything with its columns as attributes)."""
+    return meta_of(resource_type, row.created, row.last_modified, row.version, location)
+
+
+def meta_of(
+    resource_type: str,
+    created: datetime | str,
+    last_modified: datetime | str,
+    version: int,
+    location: str,
+) -> dict[str, Any]:
+    shown = iso(created)
     return {
         "resourceType": resource_type,
-        "created": iso(row.created),
-        "lastModified": iso(row.last_modified),
+        "created": shown,
+        # One instant for a resource just created: formatted once.
+        "lastModified": shown if last_modified is created else iso(last_modified),
         "location": location,
-        "version": etag(row.version),
+        "version": etag(version),
     }
 
 

@@ -88,15 +88,38 @@ def fold(text: str | None) -> str | None:
     return None if text is None else text.casefold()
 
 
-def _pop_path(doc: dict[str, Any], path: tuple[str, ...]) -> Any:
-    node: Any = doc
-    for part in path[:-1]:
-        node = node.get(part) if isinstance(node, dict) else None
-        if node is None:
-            return None
-    if not isinstance(node, dict):
-        return None
-    return node.pop(path[-1], None)
+def _column_groups(
+    columns: Iterable[tuple[tuple[str, ...], str]],
+) -> tuple[tuple[tuple[str, ...], tuple[tuple[str, str], ...]], ...]:
+    """USER_COLUMNS grouped by the object that holds them, in the same order: ((),
+    top-level (attribute, column) pairs), (("name",), its pairs), ... So a User's
+    columns are popped with one walk per object, not one per column."""
+    groups: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+    for path, column in columns:
+        groups.setdefault(path[:-1], []).append((path[-1], column))
+    return tuple((parent, tuple(pairs)) for parent, pairs in groups.items())
+
+
+_COLUMN_GROUPS = _column_groups(USER_COLUMNS)
+_NOTHING: dict[str, Any] = {}
+"""Where a User has no object (or not an object) at a parent path: popping from it
+gives None and changes nothing."""
+
+
+def _pop_columns(doc: dict[str, Any]) -> dict[str, Any]:
+    """The modelled attributes' values, by column, popped from ``doc`` (None for any
+    that is missing, or whose parent is missing or not an object)."""
+    columns: dict[str, Any] = {}
+    for parent, pairs in _COLUMN_GROUPS:
+        node: Any = doc
+        for part in parent:
+            node = node.get(part)
+            if not isinstance(node, dict):
+                node = _NOTHING
+                break
+        for attr, column in pairs:
+            columns[column] = node.pop(attr, None)
+    return columns
 
 
 def _pruned(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -118,9 +141,7 @@ def user_to_rows(resource: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict
         doc[ENT]["manager"] = dict(doc[ENT]["manager"])
         doc[ENT]["manager"].pop("$ref", None)
     doc.pop("schemas", None)
-    columns: dict[str, Any] = {}
-    for path, column in USER_COLUMNS:
-        columns[column] = _pop_path(doc, path)
+    columns = _pop_columns(doc)
     columns["user_name_ci"] = fold(columns["user_name"])
     values: list[dict[str, Any]] = []
     for attr in USER_MULTI_VALUED:

@@ -32,7 +32,7 @@ from ..scim.errors import NotFound, PreconditionFailed, Uniqueness
 from ..scim.filter import Compare
 from ..scim.projection import Projection
 from ..scim.schemas import USER
-from .common import ListQuery, Page, etag, meta, page_total, total_of_page, utcnow
+from .common import ListQuery, Page, etag, meta, meta_of, page_total, total_of_page, utcnow
 from .fast import Prepared
 from .mapping import USER_MULTI_VALUED, fold, user_from_rows, user_to_rows
 from .query import compile_filter, groups, memberships, sort_expression, users, values
@@ -441,16 +441,6 @@ def save_user(
     return _render_written(conn, fresh, value_rows, base_url=base_url, groups_of=row.pk)
 
 
-class _Written(dict[str, Any]):
-    """A row just written, readable like a result row (``row.pk``, ``row["pk"]``)."""
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-
 def _render_written(
     conn: Connection,
     fresh: dict[str, Any],
@@ -460,16 +450,23 @@ def _render_written(
     groups_of: int | None = None,
     groups: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The SCIM resource of a user just written, without reading it back: its
-    ``groups`` as given, else those of user ``groups_of`` read now, else none."""
-    row = _Written(fresh)
-    doc = user_from_rows(row, value_rows, base_url=base_url)
-    resource: dict[str, Any] = {"schemas": doc.pop("schemas"), "id": row.id, **doc}
+    """The SCIM resource of a user just written (``fresh``: its row, by column name),
+    without reading it back: its ``groups`` as given, else those of user ``groups_of``
+    read now, else none."""
+    doc = user_from_rows(fresh, value_rows, base_url=base_url)
+    user_id = fresh["id"]
+    resource: dict[str, Any] = {"schemas": doc.pop("schemas"), "id": user_id, **doc}
     if groups is None and groups_of is not None:
         groups = _load_groups(conn, [groups_of], base_url).get(groups_of)
     if groups:
         resource["groups"] = groups
-    resource["meta"] = meta("User", row, f"{base_url}/Users/{row.id}")
+    resource["meta"] = meta_of(
+        "User",
+        fresh["created"],
+        fresh["last_modified"],
+        fresh["version"],
+        f"{base_url}/Users/{user_id}",
+    )
     return resource
 
 
@@ -514,6 +511,20 @@ def _purge(conn: Connection, user_pks: Sequence[int]) -> None:
     conn.execute(delete(users).where(users.c.pk.in_(user_pks)))
 
 
+_LOCK_GROUPS_OF = Prepared(
+    select(groups.c.pk)
+    .where(
+        groups.c.pk.in_(
+            select(memberships.c.group_pk)
+            .join(users, users.c.pk == memberships.c.user_pk)
+            .where(users.c.team_pk == bindparam("team_pk"), users.c.id == bindparam("user_id"))
+        )
+    )
+    .order_by(groups.c.pk)
+    .with_for_update(key_share=True)
+)
+
+
 def _lock_groups_of(conn: Connection, team_pk: int, user_id: str) -> None:
     """On PostgreSQL, lock the user's groups before the user, in the order group writes
     take them: a group PATCH locks its group, then updates its members' roles (when the
@@ -523,13 +534,7 @@ def _lock_groups_of(conn: Connection, team_pk: int, user_id: str) -> None:
     free to add these as members."""
     if conn.dialect.name != "postgresql":
         return
-    member_of = (
-        select(memberships.c.group_pk)
-        .join(users, users.c.pk == memberships.c.user_pk)
-        .where(users.c.team_pk == team_pk, users.c.id == user_id)
-    )
-    stmt = select(groups.c.pk).where(groups.c.pk.in_(member_of)).order_by(groups.c.pk)
-    conn.execute(stmt.with_for_update(key_share=True)).all()
+    _LOCK_GROUPS_OF.rows(conn, {"team_pk": team_pk, "user_id": user_id})
 
 
 def delete_user(
@@ -549,26 +554,34 @@ def delete_user(
         _purge(conn, [row.pk])
         return row
     _leave_groups(conn, [row.pk])
-    conn.execute(
-        update(users)
-        .where(users.c.pk == row.pk)
-        .values(
-            state="deleted",
-            active=False,
-            deleted_at=utcnow(),
-            last_modified=utcnow(),
-            version=users.c.version + 1,
-        )
+    _UPDATE_USER.run(
+        conn,
+        {
+            "state": "deleted",
+            "active": False,
+            "deleted_at": utcnow(),
+            "last_modified": utcnow(),
+            "b_pk": row.pk,
+        },
     )
     return row
 
 
+_TOMBSTONES = select(users.c.pk).where(
+    users.c.state == "deleted", users.c.deleted_at < bindparam("older_than")
+)
+_ALL_TOMBSTONES = Prepared(_TOMBSTONES)
+# A tombstone team's DELETE runs this first.
+_TEAM_TOMBSTONES = Prepared(_TOMBSTONES.where(users.c.team_pk == bindparam("team_pk")))
+
+
 def purge_tombstones(conn: Connection, team_pk: int | None, *, older_than: datetime) -> int:
     """Delete tombstones older than ``older_than``; returns how many."""
-    stmt = select(users.c.pk).where(users.c.state == "deleted", users.c.deleted_at < older_than)
-    if team_pk is not None:
-        stmt = stmt.where(users.c.team_pk == team_pk)
-    pks = list(conn.execute(stmt).scalars())
+    if team_pk is None:
+        found = _ALL_TOMBSTONES.rows(conn, {"older_than": older_than})
+    else:
+        found = _TEAM_TOMBSTONES.rows(conn, {"older_than": older_than, "team_pk": team_pk})
+    pks = [row.pk for row in found]
     for i in range(0, len(pks), 500):
         _purge(conn, pks[i : i + 500])
     return len(pks)
