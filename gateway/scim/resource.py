@@ -114,6 +114,26 @@ def _spellings(
     return spellings
 
 
+def _spelled(
+    seen: dict[str, str] | None,
+    data: dict[str, Any],
+    key: str,
+    name: str,
+    find: Callable[[str], Attribute | None],
+    where: str,
+) -> dict[str, str]:
+    """Note that ``key`` of ``data`` spells the attribute ``name`` (``where`` in an
+    error), once the spellings are noted (``seen``), or when ``key`` is the first key
+    that is not canonical (the earlier ones are then recovered); ``invalidSyntax`` for
+    a second spelling of one name."""
+    if seen is None:
+        seen = _spellings(data, key, find)
+    first = seen.setdefault(name, key)
+    if first != key:
+        raise _given_twice(where, first, key)
+    return seen
+
+
 def _at(where: str, index: int | None) -> str:
     return where if index is None else f"{where}[{index}]"
 
@@ -139,11 +159,7 @@ def _canonical_complex(
                 continue
         name = sub.name
         if seen is not None or key != name:
-            if seen is None:
-                seen = _spellings(value, key, attr.sub)
-            first = seen.setdefault(name, key)
-            if first != key:
-                raise _given_twice(f"{_at(where, index)}.{name}", first, key)
+            seen = _spelled(seen, value, key, name, attr.sub, f"{_at(where, index)}.{name}")
         if sub.mutability == "readOnly" or sub_value is None:
             continue
         if sub.type == "complex" or not _type_ok(sub, sub_value):
@@ -212,11 +228,7 @@ def _canonical_schema_part(schema: Schema, data: dict[str, Any], *, top: bool) -
             continue
         name = attr.name
         if seen is not None or key != name:
-            if seen is None:
-                seen = _spellings(data, key, schema.attribute)
-            first = seen.setdefault(name, key)
-            if first != key:
-                raise _given_twice(name, first, key)
+            seen = _spelled(seen, data, key, name, schema.attribute, name)
         if attr.mutability == "readOnly":
             continue
         canonical = _canonical_attribute(attr, value)
