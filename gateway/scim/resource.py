@@ -148,15 +148,12 @@ def _canonical_complex(
     spelling, so spellings are noted only from the first such key on (:func:`_spellings`
     recovers the earlier ones)."""
     out: dict[str, Any] = {}
-    subs = attr.sub_attributes_by_name
     seen: dict[str, str] | None = None
     for key, sub_value in value.items():
-        sub = subs.get(key)
+        sub = attr.sub(key)  # the spelling as sent first, lowercased only if that misses
         if sub is None:
-            sub = attr.sub(key)
-            if sub is None:
-                out[key] = sub_value
-                continue
+            out[key] = sub_value
+            continue
         name = sub.name
         if seen is not None or key != name:
             seen = _spelled(seen, value, key, name, attr.sub, f"{_at(where, index)}.{name}")
@@ -211,7 +208,7 @@ def _canonical_attribute(attr: Attribute, value: Any) -> Any:
     return items
 
 
-def _canonical_schema_part(schema: Schema, data: dict[str, Any], *, top: bool) -> dict[str, Any]:
+def _canonical_schema_part(schema: Schema, data: dict[str, Any]) -> dict[str, Any]:
     """The attributes of one schema with canonical names (see :func:`_canonical_complex`
     for when the keys seen are noted; a dropped key noted there is harmless, as no key
     that is kept spells the same name)."""
@@ -256,7 +253,7 @@ def canonicalize(rt: ResourceType, body: Any) -> dict[str, Any]:
                 continue
             if not isinstance(value, dict):
                 raise InvalidValue(f"'{ext.id}' must be an object.")
-            part = _canonical_schema_part(ext, value, top=False)
+            part = _canonical_schema_part(ext, value)
             if part:
                 extensions[ext.id] = part
             continue
@@ -268,7 +265,7 @@ def canonicalize(rt: ResourceType, body: Any) -> dict[str, Any]:
                 core["externalId"] = value
             continue
         core[key] = value
-    out = _canonical_schema_part(rt.schema, core, top=True)
+    out = _canonical_schema_part(rt.schema, core)
     _check_column_lengths(out)
     out.update(extensions)
     schemas = [rt.schema.id] + [urn for urn in extensions]
