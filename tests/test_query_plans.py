@@ -549,6 +549,13 @@ def _user_in_two_groups(response: Response, seeded: Seeded) -> None:
     assert {g["value"] for g in body["groups"]} == {seeded.group_id, seeded.other_group_id}
 
 
+def _is_bulk_user(resource: dict[str, Any], seeded: Seeded, n: int) -> None:
+    assert resource["id"] == seeded.bulk_ids[n]
+    assert resource["userName"] == f"bulk{n:05d}@example.com"
+    assert [e["value"] for e in resource["emails"]] == [resource["userName"]]
+    assert len(resource["groups"]) == 2
+
+
 def _reprovisioned(response: Response, seeded: Seeded) -> None:
     assert response.json()["id"] == seeded.user_ids[USERS - 1]
     assert response.json()["active"] is True
@@ -593,6 +600,10 @@ USER_READ = (
     ("SELECT", "scim_user_value"),
     ("SELECT", "scim_membership"),
 )
+"""Reading users rebuilt from their columns and value rows: the bulk, written
+straight to the tables, has no ``rendered`` document."""
+RENDERED_READ = (("SELECT", "scim_key"), ("SELECT", "scim_user"), ("SELECT", "scim_membership"))
+"""Reading users written through the API, served from their ``rendered`` document."""
 
 HOT = [
     Hot(
@@ -601,21 +612,37 @@ HOT = [
             "/scim/v2/Users", params={"filter": 'userName eq "USER005@example.com"'}
         ),
         200,
-        USER_READ,
+        RENDERED_READ,
         check=_one_user,
+    ),
+    Hot(
+        "users-filter-userName-from-columns",
+        lambda c, s: c.get(
+            "/scim/v2/Users", params={"filter": 'userName eq "BULK00005@example.com"'}
+        ),
+        200,
+        USER_READ,
+        check=lambda r, s: _is_bulk_user(r.json()["Resources"][0], s, 5),
     ),
     Hot(
         "user-get",
         lambda c, s: c.get(f"/scim/v2/Users/{s.user_ids[12]}"),
         200,
-        USER_READ,
+        RENDERED_READ,
         check=_user_in_two_groups,
+    ),
+    Hot(
+        "user-get-from-columns",
+        lambda c, s: c.get(f"/scim/v2/Users/{s.bulk_ids[7]}"),
+        200,
+        USER_READ,
+        check=lambda r, s: _is_bulk_user(r.json(), s, 7),
     ),
     Hot(
         "user-patch-deactivate",
         lambda c, s: _deactivate(c, s.user_ids[12]),
         200,
-        (*USER_READ, ("UPDATE", "scim_user")),
+        (*RENDERED_READ, ("UPDATE", "scim_user")),
     ),
     Hot(
         "user-create",
@@ -631,6 +658,15 @@ HOT = [
         check=_reprovisioned,
     ),
     Hot(
+        "users-first-page",
+        _page(1, 100),
+        200,
+        USER_READ,
+        check=_page_of(1, 100),
+        ordered_scope=frozenset({"scim_user"}),
+    ),
+    Hot(
+        # 90 users of the bulk, rebuilt from their columns, and 10 with documents
         "users-page",
         _page(11, 100),
         200,
@@ -642,7 +678,7 @@ HOT = [
         "users-last-page",
         _page(BULK_USERS + 1, 100),
         200,
-        USER_READ,
+        RENDERED_READ,
         check=_page_of(BULK_USERS + 1, 100),
         ordered_scope=frozenset({"scim_user"}),
     ),

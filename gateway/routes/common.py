@@ -76,6 +76,18 @@ class Ctx:
     def render(self, rt: ResourceType, resource: dict[str, Any]) -> dict[str, Any]:
         return self.adapter.render(resource, self.outbound(rt))
 
+    def render_all(self, rt: ResourceType, resources: list[Any]) -> list[Any]:
+        """:meth:`render` for a page of resources, with one :class:`Outbound`."""
+        outbound = self.outbound(rt)
+        render = self.adapter.render
+        return [render(resource, outbound) for resource in resources]
+
+    @property
+    def renders_as_is(self) -> bool:
+        """Whether the key's adapter leaves every response as the core renders it (it
+        does not override :meth:`plugins.Adapter.render`)."""
+        return type(self.adapter).render is Adapter.render
+
     def event(
         self,
         kind: str,

@@ -43,7 +43,7 @@ async def _search(ctx: Ctx, params: dict[str, Any]) -> Response:
             conn, ctx.team_pk, query, base_url=ctx.base_url, projection=projection
         )
     )
-    page.resources[:] = [ctx.render(GROUP, r) for r in page.resources]
+    page.resources[:] = ctx.render_all(GROUP, page.resources)
     return list_response(page)
 
 

@@ -79,12 +79,20 @@ async def search_users(request: Request) -> Response:
 async def _search(ctx: Ctx, params: dict[str, Any]) -> Response:
     query = list_query(ctx, params)
     projection = Projection.parse(USER, params["attributes"], params["excludedAttributes"])
+    # Users the core renders as they will be sent can be spliced as JSON (render_users).
+    as_json = not projection.include and not projection.exclude and ctx.renders_as_is
     page = await ctx.db.run(
         lambda conn: repo.list_users(
-            conn, ctx.team_pk, query, base_url=ctx.base_url, projection=projection
+            conn,
+            ctx.team_pk,
+            query,
+            base_url=ctx.base_url,
+            projection=projection,
+            as_json=as_json,
         )
     )
-    page.resources[:] = [ctx.render(USER, r) for r in page.resources]
+    if not as_json:
+        page.resources[:] = ctx.render_all(USER, page.resources)
     return list_response(page)
 
 

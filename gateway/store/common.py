@@ -107,7 +107,9 @@ class ListQuery:
 @dataclass(frozen=True, slots=True)
 class Page:
     total: int
-    resources: list[dict[str, Any]]
+    resources: list[Any]
+    """The resources: dicts, or JSON already written (``orjson.Fragment``, see
+    :func:`gateway.store.users.render_users`)."""
     start_index: int
 
 

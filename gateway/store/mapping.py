@@ -21,8 +21,10 @@ __all__ = [
     "fold",
     "group_from_row",
     "group_to_row",
+    "user_document",
     "user_from_rows",
     "user_to_rows",
+    "with_references",
 ]
 
 ENT = ENTERPRISE_USER_SCHEMA
@@ -271,6 +273,12 @@ def user_from_rows(
 ) -> dict[str, Any]:
     """Rebuild the canonical User (without ``id``/``meta``/``groups``) from its row (a
     mapping by column name, or a statement's row with ``_fields``) and value rows."""
+    return with_references(user_document(row, values), base_url)
+
+
+def user_document(row: Any, values: Iterable[Any]) -> dict[str, Any]:
+    """:func:`user_from_rows` without the references that name the server
+    (``manager.$ref``): what the ``rendered`` column keeps of a user."""
     fields = getattr(row, "_fields", None)
     read = _read_mapping if fields is None else _reader_of(fields)
     doc, extra = read(row)
@@ -283,12 +291,17 @@ def user_from_rows(
             found.append(element)
     if extra:
         _merge(doc, extra)
-    manager = doc.get(ENT, {}).get("manager")
-    if isinstance(manager, dict) and manager.get("value"):
-        manager["$ref"] = f"{base_url}/Users/{manager['value']}"
     schemas = [USER_SCHEMA]
     schemas += [k for k in doc if k.startswith("urn:")]
     return {"schemas": schemas, **doc}
+
+
+def with_references(doc: dict[str, Any], base_url: str) -> dict[str, Any]:
+    """``doc`` (a :func:`user_document`) with ``manager.$ref`` under ``base_url``."""
+    manager = doc.get(ENT, {}).get("manager")
+    if isinstance(manager, dict) and manager.get("value"):
+        manager["$ref"] = f"{base_url}/Users/{manager['value']}"
+    return doc
 
 
 def group_to_row(resource: Mapping[str, Any]) -> dict[str, Any]:

@@ -50,7 +50,7 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 """The Alembic script directory (``script_location``)."""
 
 FIRST_REVISION = "0001"
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 """The newest migration, known without reading the script directory; a test checks it
 against Alembic's own answer (:func:`head_revision`)."""
 

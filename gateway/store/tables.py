@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, UniqueConstraint
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 __all__ = ["Group", "Membership", "Team", "User", "UserValue", "metadata"]
@@ -119,6 +119,16 @@ class User(SQLModel, table=True):
     created: datetime
     last_modified: datetime
     version: int = 1
+    rendered: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    """The gateway's own copy of the user's SCIM attributes as JSON (without ``id``,
+    ``meta``, ``groups`` and server URLs), written with the columns above. It lets a
+    list page or a lookup skip reading and reassembling the value rows. It holds
+    nothing the columns do not: the application should read the columns."""
+    rendered_version: int | None = None
+    """The ``version`` ``rendered`` was written at. ``rendered`` is used only while the
+    two are equal: any write that bumps ``version`` without rewriting ``rendered`` (a
+    policy deactivation, an operator's fix by hand) makes the gateway read the columns
+    again."""
 
 
 class UserValue(SQLModel, table=True):

@@ -7,12 +7,14 @@ user of another team is simply not found.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     Connection,
     Row,
@@ -34,7 +36,14 @@ from ..scim.projection import Projection
 from ..scim.schemas import USER
 from .common import ListQuery, Page, etag, meta, meta_of, page_total, total_of_page, utcnow
 from .fast import Prepared
-from .mapping import USER_MULTI_VALUED, fold, user_from_rows, user_to_rows
+from .mapping import (
+    USER_MULTI_VALUED,
+    fold,
+    user_document,
+    user_from_rows,
+    user_to_rows,
+    with_references,
+)
 from .query import compile_filter, groups, memberships, sort_expression, users, values
 
 __all__ = [
@@ -153,7 +162,9 @@ _INSERT_USER = Prepared(insert(users).returning(users.c.pk))
 _INSERT_VALUES = Prepared(insert(values))
 _DELETE_VALUES = Prepared(delete(values).where(values.c.user_pk == bindparam("b_user_pk")))
 _UPDATE_USER = Prepared(
-    update(users).where(users.c.pk == bindparam("b_pk")).values(version=users.c.version + 1)
+    update(users)
+    .where(users.c.pk == bindparam("b_pk"))
+    .values(version=users.c.version + 1, rendered_version=users.c.version + 1)
 )
 # For statements whose rows are only rendered (a list page shows 200 timestamps):
 # ``created`` and ``lastModified`` read as SQLite stores them (text, UTC) are turned
@@ -166,6 +177,15 @@ _RENDERED_COLUMNS = [
     else column
     for column in users.c
 ]
+# A list page reads what a current ``rendered`` document needs; render_users reads the
+# other columns of the rows that have none (_COLUMNS_OF).
+_PAGE_COLUMNS = [
+    column
+    for column in _RENDERED_COLUMNS
+    if column.name
+    in ("pk", "id", "created", "last_modified", "version", "rendered", "rendered_version")
+]
+_COLUMNS_OF = select(*_RENDERED_COLUMNS).where(users.c.pk.in_(bindparam("pks", expanding=True)))
 _BY_USER_NAME = Prepared(
     select(*_RENDERED_COLUMNS)
     .where(
@@ -251,26 +271,101 @@ def render_users(
     projection: Projection | None,
     apply_projection: bool = True,
     page: bool = False,
-) -> list[dict[str, Any]]:
+    as_json: bool = False,
+) -> list[Any]:
     """Users as SCIM resources. ``groups`` is only loaded when ``projection`` wants it;
     with ``apply_projection=False`` the rest is left for the caller to project.
-    ``page`` (rows of one list page, in pk order) lets their values be read by pk range."""
+    ``page`` (rows of one list page, in pk order) lets their values be read by pk range.
+
+    A row whose ``rendered`` document is current (see :data:`User.rendered_version`) is
+    served from it; the others are rebuilt from their columns and value rows. ``rows``
+    may carry only :data:`_PAGE_COLUMNS`: the columns of a row without a current
+    document are then read by pk.
+
+    ``as_json`` (for a caller that serialises the resources as they are: no projection,
+    an adapter that renders nothing) lets a user served from its document be returned
+    as an ``orjson.Fragment``, its JSON spliced rather than parsed and written again."""
     pks = [row.pk for row in rows]
-    value_map = _load_values(conn, pks, page)
+    docs: dict[int, Any] = {}
+    stale = []
+    for row in rows:
+        rendered = row.rendered
+        if rendered is None or row.rendered_version != row.version:
+            stale.append(row)
+        elif as_json:
+            if _BASE_MARK in rendered:
+                rendered = rendered.replace(_BASE_MARK, b'"$ref":"' + orjson.dumps(base_url)[1:-1])
+            docs[row.pk] = rendered
+        else:
+            docs[row.pk] = with_references(orjson.loads(rendered), base_url)
+    if stale:
+        _rebuild(conn, stale, docs, base_url, page and len(stale) == len(rows))
     want_groups = projection is None or projection.wants("groups")
     group_map = _load_groups(conn, pks, base_url, page) if want_groups else {}
-    out = []
+    out: list[Any] = []
     for row in rows:
-        doc = user_from_rows(row, value_map.get(row.pk, ()), base_url=base_url)
-        resource: dict[str, Any] = {"schemas": doc.pop("schemas"), "id": row.id, **doc}
+        resource = docs[row.pk]
         member_of = group_map.get(row.pk)
+        location = f"{base_url}/Users/{row.id}"
+        if isinstance(resource, bytes):
+            tail = b',"groups":' + orjson.dumps(member_of) if member_of else b""
+            shown = orjson.dumps(meta("User", row, location))
+            out.append(orjson.Fragment(resource[:-1] + tail + b',"meta":' + shown + b"}"))
+            continue
         if member_of:
             resource["groups"] = member_of
-        resource["meta"] = meta("User", row, f"{base_url}/Users/{row.id}")
+        resource["meta"] = meta("User", row, location)
         if projection is not None and apply_projection:
             resource = projection.apply(resource)
         out.append(resource)
     return out
+
+
+_BASE = "\x00"
+"""Stands for the server's base URL in a stored document (the manager's ``$ref``). No
+stored string holds NUL: request bodies that do are refused (``http.read_json``)."""
+_BASE_MARK = b'"$ref":"\\u0000'
+"""How :data:`_BASE` starts a ``$ref`` in the document's JSON."""
+
+
+def _document(
+    user_id: str, columns: Mapping[str, Any], value_rows: Iterable[Any]
+) -> dict[str, Any]:
+    """A user's SCIM attributes as the ``rendered`` column keeps them: ``schemas``,
+    ``id``, then the rest (:func:`user_document`), the order the resource shows, with
+    its references under :data:`_BASE`."""
+    doc = user_document(columns, value_rows)
+    return with_references({"schemas": doc.pop("schemas"), "id": user_id, **doc}, _BASE)
+
+
+def _serialized(doc: dict[str, Any]) -> bytes | None:
+    """``doc`` (a :func:`_document`) as the ``rendered`` column keeps it. ``None``
+    (the user is served from its columns) for what orjson cannot write exactly (an
+    integer beyond 64 bits), and for a NUL anywhere but in the one :data:`_BASE`."""
+    try:
+        rendered = orjson.dumps(doc)
+    except TypeError:
+        return None
+    if rendered.count(b"\\u0000") != rendered.count(_BASE_MARK):
+        return None
+    return rendered
+
+
+def _rebuild(
+    conn: Connection,
+    rows: Sequence[Row[Any]],
+    docs: dict[int, dict[str, Any]],
+    base_url: str,
+    page: bool,
+) -> None:
+    """Fill ``docs`` (by pk) for ``rows`` from their columns and value rows."""
+    pks = [row.pk for row in rows]
+    if "user_name" not in rows[0]._fields:  # rows of _PAGE_COLUMNS
+        rows = conn.execute(_COLUMNS_OF, {"pks": pks}).all()
+    value_map = _load_values(conn, pks, page)
+    for row in rows:
+        doc = user_from_rows(row, value_map.get(row.pk, ()), base_url=base_url)
+        docs[row.pk] = {"schemas": doc.pop("schemas"), "id": row.id, **doc}
 
 
 def _insert_values(
@@ -352,9 +447,11 @@ def create_user(
         columns["active"] = True
     _claim_user_name(conn, team_pk, columns, None)
     now = utcnow()
+    user_id = str(uuid.uuid4())
+    doc = _document(user_id, columns, value_rows)
     fresh = {
         **columns,
-        "id": str(uuid.uuid4()),
+        "id": user_id,
         "team_pk": team_pk,
         "state": state_of(columns["active"]),
         "role": role,
@@ -362,6 +459,8 @@ def create_user(
         "created": now,
         "last_modified": now,
         "version": 1,
+        "rendered": _serialized(doc),
+        "rendered_version": 1,
     }
     try:
         fresh["pk"] = _INSERT_USER.scalar(conn, fresh)
@@ -369,7 +468,7 @@ def create_user(
         raise _uniqueness(columns["user_name"]) from exc
     _insert_values(conn, team_pk, fresh["pk"], value_rows)
     # A new user belongs to no group yet: rendered from what was written.
-    return _render_written(conn, fresh, value_rows, base_url=base_url, groups_of=None)
+    return _render_written(conn, fresh, doc, base_url=base_url, groups_of=None)
 
 
 def get_user(
@@ -382,9 +481,10 @@ def get_user(
     apply_projection: bool = True,
 ) -> dict[str, Any]:
     row = _find_row(conn, team_pk, user_id)
-    return render_users(
+    resource: dict[str, Any] = render_users(
         conn, [row], base_url=base_url, projection=projection, apply_projection=apply_projection
     )[0]
+    return resource
 
 
 def load_user(
@@ -420,8 +520,10 @@ def save_user(
     if restore:
         extra["deleted_at"] = None
     now = utcnow()
+    doc = _document(row.id, columns, value_rows)
+    written = {**columns, **extra, "last_modified": now, "rendered": _serialized(doc)}
     try:
-        _UPDATE_USER.run(conn, {**columns, **extra, "last_modified": now, "b_pk": row.pk})
+        _UPDATE_USER.run(conn, {**written, "b_pk": row.pk})
     except IntegrityError as exc:
         raise _uniqueness(columns["user_name"]) from exc
     # The value rows are a function of the multi-valued attributes alone: when those
@@ -434,28 +536,27 @@ def save_user(
     # Rendered from what was just written: the same row, one version on, the same groups
     # (a user's write never changes them: ``current``, loaded in this transaction, has
     # them already).
-    fresh = {**row._mapping, **columns, **extra, "last_modified": now, "version": row.version + 1}
+    fresh = {**row._mapping, **written, "version": row.version + 1}
     if current is not None:
         groups = [dict(group) for group in current.get("groups") or ()]
-        return _render_written(conn, fresh, value_rows, base_url=base_url, groups=groups)
-    return _render_written(conn, fresh, value_rows, base_url=base_url, groups_of=row.pk)
+        return _render_written(conn, fresh, doc, base_url=base_url, groups=groups)
+    return _render_written(conn, fresh, doc, base_url=base_url, groups_of=row.pk)
 
 
 def _render_written(
     conn: Connection,
     fresh: dict[str, Any],
-    value_rows: list[dict[str, Any]],
+    doc: dict[str, Any],
     *,
     base_url: str,
     groups_of: int | None = None,
     groups: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The SCIM resource of a user just written (``fresh``: its row, by column name),
-    without reading it back: its ``groups`` as given, else those of user ``groups_of``
-    read now, else none."""
-    doc = user_from_rows(fresh, value_rows, base_url=base_url)
+    """The SCIM resource of a user just written (``fresh``: its row, by column name;
+    ``doc``: the :func:`_document` of what was written), without reading it back: its
+    ``groups`` as given, else those of user ``groups_of`` read now, else none."""
+    resource = with_references(doc, base_url)
     user_id = fresh["id"]
-    resource: dict[str, Any] = {"schemas": doc.pop("schemas"), "id": user_id, **doc}
     if groups is None and groups_of is not None:
         groups = _load_groups(conn, [groups_of], base_url).get(groups_of)
     if groups:
@@ -620,17 +721,26 @@ def _user_name_lookup(query: ListQuery) -> str | None:
 
 
 def list_users(
-    conn: Connection, team_pk: int, query: ListQuery, *, base_url: str, projection: Projection
+    conn: Connection,
+    team_pk: int,
+    query: ListQuery,
+    *,
+    base_url: str,
+    projection: Projection,
+    as_json: bool = False,
 ) -> Page:
+    """A list or search page; ``as_json`` as :func:`render_users` takes it."""
+    render = functools.partial(
+        render_users, conn, base_url=base_url, projection=projection, as_json=as_json
+    )
     folded = _user_name_lookup(query)
     if folded is not None:
         found = _BY_USER_NAME.first(conn, {"team_pk": team_pk, "user_name_ci": folded})
         shown = [found] if found is not None and query.start_index == 1 and query.count else []
-        resources = render_users(conn, shown, base_url=base_url, projection=projection)
         total = 0 if found is None else 1
-        return Page(total=total, resources=resources, start_index=query.start_index)
+        return Page(total=total, resources=render(shown), start_index=query.start_index)
     if query.filter is None and query.sort_by is None:
-        return _plain_page(conn, team_pk, query, base_url=base_url, projection=projection)
+        return _plain_page(conn, team_pk, query, render)
     where = [users.c.team_pk == team_pk, LIVE, compile_filter(USER, query.filter)]
     # Resolved first: a bad sortBy is an error whether or not there is a page to sort.
     key = sort_expression(USER, query.sort_by) if query.sort_by is not None else None
@@ -644,12 +754,11 @@ def list_users(
         stmt = stmt.order_by(users.c.pk).offset(query.start_index - 1).limit(query.count)
         rows = conn.execute(stmt).all()
     total = page_total(conn, users, where, query, len(rows))
-    resources = render_users(conn, rows, base_url=base_url, projection=projection)
-    return Page(total=total, resources=resources, start_index=query.start_index)
+    return Page(total=total, resources=render(rows), start_index=query.start_index)
 
 
 _PAGE = Prepared(
-    select(*_RENDERED_COLUMNS)
+    select(*_PAGE_COLUMNS)
     .where(users.c.team_pk == bindparam("team_pk"), LIVE)
     .order_by(users.c.pk)
     .limit(bindparam("limit"))
@@ -661,7 +770,7 @@ _COUNT_LIVE = Prepared(
 
 
 def _plain_page(
-    conn: Connection, team_pk: int, query: ListQuery, *, base_url: str, projection: Projection
+    conn: Connection, team_pk: int, query: ListQuery, render: Callable[..., list[Any]]
 ) -> Page:
     """A page with neither filter nor sortBy: an IdP's import, page after page.
 
@@ -673,5 +782,4 @@ def _plain_page(
     total = total_of_page(
         query, len(rows), lambda: int(_COUNT_LIVE.scalar(conn, {"team_pk": team_pk}))
     )
-    resources = render_users(conn, rows, base_url=base_url, projection=projection, page=True)
-    return Page(total=total, resources=resources, start_index=query.start_index)
+    return Page(total=total, resources=render(rows, page=True), start_index=query.start_index)
