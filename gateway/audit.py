@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, insert, select
+from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select
 
 from plugins import ProvisioningEvent
 
@@ -99,7 +99,7 @@ def redact_changes(value: Any) -> Any:
         return redact(value)
     if type(value) in _SCALARS:
         return value
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):
         return {
             str(k): REDACTED if is_sensitive(str(k)) else redact_changes(v)
             for k, v in value.items()
@@ -125,10 +125,27 @@ _MEMBER_KINDS = ("member.added", "member.removed")
 _CHUNK = 500
 
 
+def _names_by_id(id_col: Any, name_col: Any, table: Any) -> Prepared:
+    return Prepared(
+        select(id_col, name_col).where(
+            team_check(table.c.team_pk, bindparam("team_pk")),
+            id_col.in_(bindparam("ids", expanding=True)),
+        )
+    )
+
+
+_USER_NAMES = _names_by_id(users.c.id, users.c.user_name, users)
+_GROUP_NAMES = _names_by_id(groups.c.id, groups.c.display_name, groups)
+
+
 class Names:
     """The names a write's events mention (userNames, group displayNames), looked up
     together in the write's transaction: one query per kind of resource, not one per
-    event. A 100-member PATCH records 100 events."""
+    event. A 100-member PATCH records 100 events.
+
+    What the write itself read or wrote is not looked up: the userNames of the members
+    it added and the displayNames of the groups it changed, kept in the transaction's
+    scratch (see gateway.store.groups) as they are now in it."""
 
     def __init__(self, conn: Connection, team_pk: int, events: Iterable[ProvisioningEvent]):
         wanted: dict[str, set[str]] = {"User": set(), "Group": set()}
@@ -142,27 +159,22 @@ class Names:
         self.groups: dict[str, str] = {}
         # Most writes name what they changed (a create, a PATCH): nothing to look up.
         if wanted["User"]:
-            known: dict[str, str] = scratch(conn).get(f"user_names:{team_pk}", {})
-            self.users = {i: known[i] for i in wanted["User"] if i in known}
-            self.users |= self._lookup(
-                conn, users.c.id, users.c.user_name, users, team_pk, wanted["User"] - known.keys()
-            )
+            self.users = self._lookup(conn, _USER_NAMES, team_pk, wanted["User"], "user_names")
         if wanted["Group"]:
-            self.groups = self._lookup(
-                conn, groups.c.id, groups.c.display_name, groups, team_pk, wanted["Group"]
-            )
+            self.groups = self._lookup(conn, _GROUP_NAMES, team_pk, wanted["Group"], "group_names")
 
     @staticmethod
     def _lookup(
-        conn: Connection, id_col: Any, name_col: Any, table: Any, team_pk: int, ids: set[str]
+        conn: Connection, stmt: Prepared, team_pk: int, ids: set[str], kept: str
     ) -> dict[str, str]:
-        found: dict[str, str] = {}
-        wanted = sorted(ids)
+        """The names of ``ids``: those the write kept (scratch ``kept:<team_pk>``),
+        then the others as the database has them."""
+        known: dict[str, str] = scratch(conn).get(f"{kept}:{team_pk}", {})
+        found = {i: known[i] for i in ids if i in known}
+        wanted = sorted(ids - found.keys())
         for i in range(0, len(wanted), _CHUNK):
-            stmt = select(id_col, name_col).where(
-                team_check(table.c.team_pk, team_pk), id_col.in_(wanted[i : i + _CHUNK])
-            )
-            found.update({row[0]: row[1] for row in conn.execute(stmt)})
+            rows = stmt.rows(conn, {"team_pk": team_pk, "ids": wanted[i : i + _CHUNK]})
+            found.update({row[0]: row[1] for row in rows})
         return found
 
     def of(self, resource_type: str, resource_id: str) -> str | None:
@@ -263,6 +275,8 @@ def team_and_names(
 
 
 def _utc(value: datetime) -> datetime:
+    if value.tzinfo is UTC:  # every event's (routes.common.Ctx.event)
+        return value
     return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 

@@ -214,8 +214,10 @@ def _apply_members(
             removed += group_repo.clear_members(conn, group_pk)
             if change.kind == "replace":
                 added += group_repo.add_members(conn, ctx.team_pk, group_pk, change.values)
-    net_added = [m for m in added if m not in removed]
-    net_removed = [m for m in removed if m not in added]
+    # Sets for the checks: a PUT that replaces 1,000 members removes and adds 1,000.
+    added_set, removed_set = set(added), set(removed)
+    net_added = [m for m in added if m not in removed_set]
+    net_removed = [m for m in removed if m not in added_set]
     _member_events(ctx, group_id, "member.added", net_added)
     _member_events(ctx, group_id, "member.removed", net_removed)
     _roles(conn, ctx, [pk for _id, _t, pk in net_added + net_removed if pk is not None])

@@ -163,6 +163,50 @@ def test_each_change_is_recorded_in_words_with_its_key_adapter_and_request(
     assert added["changes"] == {"group": admins, "member": bob, "member_type": "User"}
 
 
+def test_membership_records_name_the_group_as_the_write_leaves_it(team: Provisioned) -> None:
+    """A PATCH that renames a group and changes its members names the group by its new
+    name in each membership record, as a PUT does; a nested group is named too (added,
+    removed by a PUT or by ``members[value eq ...]``); a member already there is not
+    added again, and leaves no record."""
+    alice = team.user("alice@example.com")
+    bob = team.user("bob@example.com")
+    carol = team.user("carol@example.com")
+    engineering = team.group("Engineering")
+    admins = team.group("Admins", alice)
+    rename = {"op": "replace", "path": "displayName", "value": "Administrators"}
+    add = {"op": "add", "path": "members", "value": [{"value": bob}, {"value": engineering}]}
+    remove = {"op": "remove", "path": f'members[value eq "{alice}"]'}
+    assert team.patch(f"/Groups/{admins}", rename, add, remove).status_code in (200, 204)
+    again = {"op": "add", "path": "members", "value": [{"value": bob}]}
+    assert team.patch(f"/Groups/{admins}", again).status_code in (200, 204)
+    put = {
+        "schemas": [GROUP_SCHEMA],
+        "displayName": "Admins",
+        "members": [{"value": bob}, {"value": carol}],
+    }
+    assert team.send("PUT", f"/Groups/{admins}", put).status_code == 200
+    nest = {"op": "add", "path": "members", "value": [{"value": engineering}]}
+    unnest = {"op": "remove", "path": f'members[value eq "{engineering}"]'}
+    assert team.patch(f"/Groups/{admins}", nest).status_code in (200, 204)
+    assert team.patch(f"/Groups/{admins}", unnest).status_code in (200, 204)
+
+    assert team.actions()[6:] == [
+        "renamed group Admins to Administrators",
+        "added user bob@example.com to group Administrators",
+        "added group Engineering to group Administrators",
+        "removed user alice@example.com from group Administrators",
+        "renamed group Administrators to Admins",
+        "added user carol@example.com to group Admins",
+        "removed group Engineering from group Admins",
+        "added group Engineering to group Admins",
+        "removed group Engineering from group Admins",
+    ]
+    records = team.records()
+    assert records[7]["resource"] == {"type": "Group", "id": admins, "display": "Administrators"}
+    assert records[8]["changes"] == {"group": admins, "member": engineering, "member_type": "Group"}
+    assert records[-1]["resource"] == {"type": "Group", "id": admins, "display": "Admins"}
+
+
 def test_role_changes_and_bulk_operations_are_recorded(team: Provisioned) -> None:
     team.configure(roles={"Admins": "admin"}, default_role="viewer")
     bob = team.user("bob@example.com")

@@ -10,18 +10,21 @@ transaction (a rollback undoes them), and unsupported statements are refused.
 from __future__ import annotations
 
 import functools
+import threading
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import anyio
 import pytest
-from sqlalchemy import Connection, bindparam, insert, select
+from sqlalchemy import Connection, bindparam, event, insert, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from gateway.store.bootstrap import prepare_database
 from gateway.store.db import Database, make_engine
-from gateway.store.fast import Prepared
+from gateway.store.fast import SIZED_PLANS, Prepared
 from gateway.store.tables import Team
 
 teams = Team.__table__  # type: ignore[attr-defined]
@@ -118,8 +121,20 @@ def test_sqlalchemy_and_prepared_writes_of_one_request_commit_and_roll_back_toge
 
 def test_statements_it_cannot_run_are_refused_when_first_used(db: Database) -> None:
     in_list = Prepared(select(teams.c.pk).where(teams.c.slug.in_(bindparam("s", expanding=True))))
-    with db.transaction(write=False) as conn, pytest.raises(ValueError, match="expanding"):
-        in_list.rows(conn, {"s": ["a", "b"]})
+    pairs = Prepared(
+        select(teams.c.pk).where(
+            tuple_(teams.c.slug, teams.c.name).in_(bindparam("p", expanding=True))
+        )
+    )
+    with db.transaction(write=False) as conn:
+        with pytest.raises(ValueError, match="expanding"):
+            in_list.many(conn, [{"s": ["a", "b"]}])
+        with pytest.raises(ValueError, match="expanding"):
+            pairs.rows(conn, {"p": [("a", "b")]})
+        with pytest.raises(ValueError, match="INSERT"):
+            in_list.insert_rows(conn, [{"s": ["a"]}])
+        with pytest.raises(ValueError, match="RETURNING"):  # that is many()'s
+            Prepared(insert(teams)).insert_rows(conn, [_row("no-returning")] * 2)
 
 
 def test_none_is_stored_as_sqlalchemy_stores_it(db: Database) -> None:
@@ -136,3 +151,198 @@ def test_none_is_stored_as_sqlalchemy_stores_it(db: Database) -> None:
             ).all()
         )
     assert stored[f"prepared-{SUFFIX}"] == stored[f"plain-{SUFFIX}"]
+
+
+# --- IN lists and inserts of several rows ------------------------------------------------
+
+SIZES = [1, 2, 100, 500]
+_BY_SLUGS = Prepared(
+    select(teams.c.pk, teams.c.slug, teams.c.created, teams.c.options)
+    .where(teams.c.slug.in_(bindparam("slugs", expanding=True)), teams.c.name == bindparam("name"))
+    .order_by(teams.c.pk)
+)
+
+
+def _rows(prefix: str, n: int) -> list[dict[str, object]]:
+    return [
+        {**_row(f"{prefix}-{i}"), "created": CREATED + timedelta(seconds=i), "options": {"i": i}}
+        for i in range(n)
+    ]
+
+
+def _insert_ignore(conn: Connection) -> Any:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return (
+        dialect.insert(teams)
+        .on_conflict_do_nothing()
+        .returning(teams.c.slug, teams.c.created, teams.c.options, teams.c.scim_enabled)
+    )
+
+
+def _comparable(params: Any) -> Any:
+    """The driver's parameters, with psycopg's JSON wrappers (equal only to themselves)
+    as what they wrap."""
+    if isinstance(params, dict):
+        return {key: _comparable(value) for key, value in params.items()}
+    if isinstance(params, list | tuple):
+        return type(params)(_comparable(value) for value in params)
+    return getattr(params, "obj", params) if type(params).__name__ == "Json" else params
+
+
+class Sent:
+    """The statements the engine hands the driver while it is used as a context."""
+
+    def __init__(self, db: Database) -> None:
+        self.engine = db.engine
+        self.statements: list[tuple[str, Any]] = []
+
+    def _before(self, conn: Any, cursor: Any, sql: str, params: Any, *_: Any) -> None:
+        self.statements.append((sql, _comparable(params)))
+
+    def __enter__(self) -> list[tuple[str, Any]]:
+        event.listen(self.engine, "before_cursor_execute", self._before)
+        return self.statements
+
+    def __exit__(self, *_: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_an_in_list_gives_what_sqlalchemy_gives(db: Database, size: int) -> None:
+    """The SQL and the driver's parameters are SQLAlchemy's, and so are the rows."""
+    with db.transaction(write=True) as conn:
+        conn.execute(insert(teams), _rows(f"in{size}", 2 * size))
+    slugs = [f"in{size}-{i}-{SUFFIX}" for i in range(0, 2 * size, 2)][: size - 1]
+    params = {"slugs": [*slugs, f"nobody-{SUFFIX}"], "name": "Acme"}
+    with db.transaction(write=False) as conn:
+        with Sent(db) as plain_sent:
+            plain = conn.execute(_BY_SLUGS.stmt, params).all()
+        with Sent(db) as prepared_sent:
+            prepared = _BY_SLUGS.rows(conn, params)
+        again = _BY_SLUGS.rows(conn, {**params, "slugs": list(reversed(params["slugs"]))})
+    assert [r._mapping for r in prepared] == [dict(r._mapping) for r in plain]
+    assert [r.slug for r in prepared] == slugs
+    assert [r._mapping for r in again] == [r._mapping for r in prepared]
+    assert prepared_sent == plain_sent
+
+
+def test_an_in_list_of_values_the_dialect_converts_gives_what_sqlalchemy_gives(
+    db: Database,
+) -> None:
+    """Each value goes through the column type's bind processor (SQLite stores these
+    timestamps as text), as SQLAlchemy sends it."""
+    by_created = Prepared(
+        select(teams.c.slug)
+        .where(
+            teams.c.created.in_(bindparam("when", expanding=True)),
+            teams.c.slug.like(bindparam("like")),
+        )
+        .order_by(teams.c.slug)
+    )
+    with db.transaction(write=True) as conn:
+        conn.execute(insert(teams), _rows("when", 5))
+    params = {
+        "when": [CREATED + timedelta(seconds=i) for i in (4, 1, 3)],
+        "like": f"when-%-{SUFFIX}",
+    }
+    with db.transaction(write=False) as conn:
+        with Sent(db) as plain_sent:
+            plain = conn.execute(by_created.stmt, params).scalars().all()
+        with Sent(db) as prepared_sent:
+            prepared = [row.slug for row in by_created.rows(conn, params)]
+    assert prepared == plain == [f"when-{i}-{SUFFIX}" for i in (1, 3, 4)]
+    assert prepared_sent == plain_sent
+
+
+def test_an_in_list_of_no_values_finds_nothing(db: Database) -> None:
+    with db.transaction(write=True) as conn:
+        conn.execute(insert(teams), _rows("empty", 1))
+    with db.transaction(write=False) as conn:
+        assert _BY_SLUGS.rows(conn, {"slugs": [], "name": "Acme"}) == []
+        assert conn.execute(_BY_SLUGS.stmt, {"slugs": [], "name": "Acme"}).all() == []
+
+
+def test_plans_for_list_lengths_are_bounded(db: Database) -> None:
+    by_slugs = Prepared(_BY_SLUGS.stmt)
+    with db.transaction(write=True) as conn:
+        conn.execute(insert(teams), _rows("bounded", 3))
+    with db.transaction(write=False) as conn:
+        for size in range(1, SIZED_PLANS + 10):
+            slugs = [f"bounded-{i % 3}-{SUFFIX}" for i in range(size)]
+            found = by_slugs.rows(conn, {"slugs": slugs, "name": "Acme"})
+            assert len(found) == min(size, 3)
+        (plan,) = by_slugs._plans.values()
+    assert len(plan._sized) == SIZED_PLANS
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_an_insert_of_rows_gives_what_sqlalchemy_gives(db: Database, size: int) -> None:
+    """One statement, SQLAlchemy's "insertmanyvalues" SQL and parameters, the same
+    rows back; ``ON CONFLICT DO NOTHING`` returns only the rows it inserted."""
+
+    class Undo(Exception):
+        pass
+
+    rows = _rows(f"ins{size}", size)
+    there = rows[::3]  # already stored: not inserted again, not returned
+    with db.transaction(write=True) as conn:
+        conn.execute(insert(teams), there)
+    outcomes = []
+    for run in ("plain", "prepared"):
+        with pytest.raises(Undo), db.transaction(write=True) as conn:
+            stmt = _insert_ignore(conn)
+            with Sent(db) as sent:
+                if run == "plain":
+                    returned = [tuple(r) for r in conn.execute(stmt, rows).all()]
+                else:
+                    returned = [tuple(r) for r in Prepared(stmt).insert_rows(conn, rows)]
+            outcomes.append((sent, sorted(returned)))
+            raise Undo
+    (plain_sent, plain), (prepared_sent, prepared) = outcomes
+    assert prepared == plain
+    assert [slug for slug, *_ in prepared] == sorted(
+        str(r["slug"]) for i, r in enumerate(rows) if i % 3
+    )
+    assert all(created.tzinfo is not None for _slug, created, *_ in prepared)
+    assert len(prepared_sent) == 1
+    assert prepared_sent == plain_sent
+
+
+def test_two_concurrent_inserts_of_one_row_return_it_once(database_url: str) -> None:
+    """On PostgreSQL the second insert waits for the first to commit, then skips the
+    conflicting row; on SQLite the second writer waits for the first. Either way
+    exactly one of them gets the row back (one membership event, not two)."""
+    database = Database(make_engine(database_url, pool_size=4))
+    prepare_database(database)
+    row = {**_row("raced"), "slug": f"raced-{uuid.uuid4().hex[:8]}"}
+    first_inserted = threading.Event()
+    results: dict[str, list[Any]] = {}
+
+    def second() -> None:
+        first_inserted.wait()
+        with database.transaction(write=True) as conn:
+            results["second"] = Prepared(_insert_ignore(conn)).insert_rows(conn, [row])
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    try:
+        with database.transaction(write=True) as conn:
+            results["first"] = Prepared(_insert_ignore(conn)).insert_rows(conn, [row])
+            first_inserted.set()
+            thread.join(timeout=0.5)  # the second is waiting for this transaction
+            assert thread.is_alive()
+    finally:
+        first_inserted.set()
+        thread.join()
+        database.dispose()
+    assert [len(results["first"]), len(results["second"])] == [1, 0]
+
+
+def test_plans_for_numbers_of_rows_are_bounded(db: Database) -> None:
+    with db.transaction(write=True) as conn:
+        prepared = Prepared(_insert_ignore(conn))
+        for size in range(1, SIZED_PLANS + 10):
+            rows = _rows(f"rows{size}", size)
+            assert len(prepared.insert_rows(conn, rows)) == size
+        (plan,) = prepared._row_plans.values()
+    assert len(plan._sized) == SIZED_PLANS

@@ -7,14 +7,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Insert, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, func, select
 
 __all__ = [
     "ListQuery",
     "Page",
     "etag",
-    "insert_ignore",
     "iso",
     "meta",
     "meta_of",
@@ -84,13 +82,6 @@ def meta_of(
         "location": location,
         "version": etag(version),
     }
-
-
-def insert_ignore(conn: Connection, table: Any) -> Insert:
-    """``INSERT ... ON CONFLICT DO NOTHING`` for the connection's dialect."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    return sqlite.insert(table).on_conflict_do_nothing()
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,14 +10,26 @@ connection invalidation, but does the compiling once per dialect (and per set of
 insert columns) and then calls the driver directly, inside the SQLAlchemy
 transaction the caller already holds.
 
-Statements with ``expanding`` bind parameters (``IN`` lists) and Python-side column
-defaults that are not constants are not supported: they are refused when first
-compiled, so the mistake shows in the first test that runs the statement.
+Statements with ``expanding`` bind parameters (``IN`` lists) are compiled once per
+dialect, then expanded once per number of values by SQLAlchemy
+(``construct_expanded_state``), and those expanded plans are kept (a bounded number
+per statement): the SQL is the one SQLAlchemy would send. :meth:`Prepared.insert_rows`
+inserts several rows with one multi-row ``VALUES`` statement, as SQLAlchemy's
+"insertmanyvalues" does, with the rows ``RETURNING`` gives (of an ``ON CONFLICT DO
+NOTHING`` insert, only those inserted); its SQL for n rows is the one-row statement's
+with its ``VALUES`` group repeated n times (each row's parameters renamed
+``name__i`` where parameters are named), kept per number of rows like the expanded
+plans. Python-side column defaults that are not constants, tuple ``IN`` lists and
+numeric parameter styles are not supported: they are refused when first compiled,
+so the mistake shows in the first test that runs the statement.
 """
 
 from __future__ import annotations
 
+import itertools
 import operator
+import re
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -28,7 +40,18 @@ from sqlalchemy.sql import ClauseElement
 
 __all__ = ["FastRow", "Prepared"]
 
-_GIVEN, _FIXED, _DEFAULT = 0, 1, 2
+_GIVEN, _FIXED, _DEFAULT, _ITEM = 0, 1, 2, 3
+
+SIZED_PLANS = 64
+"""Plans kept per statement and dialect for sizes (IN list lengths, numbers of rows);
+past that, the first kept goes. A new size costs a fraction of a millisecond (an
+expansion by SQLAlchemy, or the one-row ``VALUES`` group repeated), where compiling
+a 100-row insert anew would cost 10 ms; an IdP sends a few sizes again and again
+(one member, its batch size)."""
+
+_Bind = tuple[str, str, int, Any, Callable[[Any], Any] | None]
+"""(rendered name, caller's key, where its value comes from, fixed or default value
+or the index in the caller's list, the dialect's bind processor)."""
 
 
 class FastRow(tuple[Any, ...]):
@@ -58,23 +81,31 @@ def _listed(items: Iterable[str]) -> str:
 
 
 def _binder(
-    binds: list[tuple[str, str, int, Any, Callable[[Any], Any] | None]], positional: bool
+    binds: list[_Bind], positional: bool, sizes: Mapping[str, int] | None = None
 ) -> Callable[[Mapping[str, Any]], Any]:
     """The function of a call's parameters giving the driver's, for these binds.
 
     Written out per statement, one expression per bind (``g["team_pk"]``, a constant,
-    ``g.get("version", c3)``, ``p14(v[14])`` for a bind processor), instead of a loop
-    deciding that for each bind on every call: the loop cost about 0.1 µs a bind, and
-    a user create passes some 70 (35 of them to the user's insert)."""
+    ``g.get("version", c3)``, ``l0[7]`` for the 8th value of an IN list, ``p14(v[14])``
+    for a bind processor), instead of a loop deciding that for each bind on every
+    call: the loop cost about 0.1 µs a bind, and a user create passes some 70 (35 of
+    them to the user's insert). Where parameters are positional and none has a
+    processor, an IN list of ``sizes[key]`` values passed in its order is ``*l0``."""
     namespace: dict[str, Any] = {}
+    lists: dict[str, str] = {}
+    body = []
     values = []
     for index, (_name, key, source, constant, _process) in enumerate(binds):
         if source == _GIVEN:
             values.append(f"g[{key!r}]")
+        elif source == _ITEM:
+            if key not in lists:
+                lists[key] = f"l{len(lists)}"
+                body.append(f"    {lists[key]} = g[{key!r}]")
+            values.append(f"{lists[key]}[{constant}]")
         else:
             namespace[f"c{index}"] = constant
             values.append(f"c{index}" if source == _FIXED else f"g.get({key!r}, c{index})")
-    body = []
     if any(process is not None for *_bind, process in binds):
         # Every value is read before any is processed: a missing key is a KeyError,
         # whatever a processor would make of another value. None is processed too, as
@@ -87,6 +118,8 @@ def _binder(
             else:
                 namespace[f"p{index}"] = process
                 values.append(f"p{index}(v[{index}])")
+    elif positional and lists:
+        values = _splatted(binds, values, lists, sizes or {})
     if positional:
         body.append(f"    return ({_listed(values)})")
     else:
@@ -98,17 +131,64 @@ def _binder(
     return function
 
 
+def _unexpanded(params: Mapping[str, Any]) -> Any:
+    raise AssertionError("a plan with IN lists runs as one of its expanded plans")
+
+
+def _splatted(
+    binds: list[_Bind], values: list[str], lists: Mapping[str, str], sizes: Mapping[str, int]
+) -> list[str]:
+    """``values`` with each run ``l0[0], l0[1], ..., l0[n-1]`` (a whole list of the
+    plan's length ``n``, in order) written ``*l0``."""
+    out: list[str] = []
+    index = 0
+    while index < len(binds):
+        _name, key, source, _position, _process = binds[index]
+        size = sizes.get(key, 0) if source == _ITEM else 0
+        run = [bind[1:4] for bind in binds[index : index + size]]
+        if size and run == [(key, _ITEM, position) for position in range(size)]:
+            out.append(f"*{lists[key]}")
+            index += size
+        else:
+            out.append(values[index])
+            index += 1
+    return out
+
+
 class _Plan:
-    """One statement compiled for one dialect (and one set of insert columns)."""
+    """One statement compiled for one dialect (and one set of insert columns).
 
-    __slots__ = ("converted", "parameters", "positional", "row", "sql")
+    A statement with IN lists (``lists``, the callers' keys of them) runs as one of
+    its :meth:`expanded` plans, one per set of list lengths; an insert of several rows
+    as one of its :meth:`multirow` plans."""
 
-    def __init__(self, stmt: ClauseElement, dialect: Dialect, keys: tuple[str, ...] | None):
-        compiled: Any = stmt.compile(dialect=dialect, column_keys=list(keys) if keys else None)
+    __slots__ = (
+        "_by_name",
+        "_compiled",
+        "_lock",
+        "_sized",
+        "converted",
+        "lists",
+        "parameters",
+        "positional",
+        "row",
+        "sql",
+    )
+
+    def __init__(
+        self,
+        stmt: ClauseElement,
+        dialect: Dialect,
+        keys: tuple[str, ...] | None,
+        *,
+        for_rows: bool = False,
+    ):
+        # ``for_rows``: compiled as SQLAlchemy compiles an insert of several rows, which
+        # tells the text of its row in VALUES (``insert_single_values_expr``).
+        columns = list(keys) if keys else None
+        compiled: Any = stmt.compile(dialect=dialect, column_keys=columns, for_executemany=for_rows)
         if getattr(compiled, "_numeric_binds", False) or compiled.literal_execute_params:
             raise ValueError("Prepared does not support this statement's parameters")
-        if any(bind.expanding for bind in compiled.binds.values()):
-            raise ValueError("Prepared does not support expanding (IN list) parameters")
         self.sql = compiled.string
         self.positional = compiled.positional
         names = {bind: name for bind, name in compiled.bind_names.items()}
@@ -121,19 +201,33 @@ class _Plan:
         # Each bind: (rendered name, caller's key, where its value comes from, fixed or
         # default value, the dialect's bind processor).
         by_name: dict[str, tuple[str, int, Any, Callable[[Any], Any] | None]] = {}
+        lists: list[str] = []
         for bind, name in names.items():
             if bind.callable is not None:
                 raise ValueError("Prepared does not support callable bind values")
             process = bind.type._cached_bind_processor(dialect)
-            if not bind.required and bind.value is not None:
+            if bind.expanding:
+                if bind.type._is_tuple_type or compiled.escaped_bind_names:
+                    raise ValueError("Prepared does not support this expanding (IN) parameter")
+                by_name[name] = (bind.key, _ITEM, None, process)
+                if bind.key not in lists:
+                    lists.append(bind.key)
+            elif not bind.required and bind.value is not None:
                 by_name[name] = (bind.key, _FIXED, bind.value, process)
             elif bind.key in defaults:
                 by_name[name] = (bind.key, _DEFAULT, defaults[bind.key], process)
             else:
                 by_name[name] = (bind.key, _GIVEN, None, process)
-        order = compiled.positiontup if self.positional else list(by_name)
-        binds = [(name, *by_name[name]) for name in (order or [])]
-        self.parameters = _binder(binds, self.positional)
+        self._by_name = by_name
+        self._compiled = compiled
+        self._sized: dict[Any, _Plan] = {}
+        self._lock = threading.Lock()
+        self.lists = tuple(lists)
+        self.parameters: Callable[[Any], Any] = _unexpanded
+        if not self.lists:
+            order = compiled.positiontup if self.positional else list(by_name)
+            binds = [(name, *by_name[name]) for name in (order or [])]
+            self.parameters = _binder(binds, self.positional)
         columns = compiled._result_columns
         self.row = _row_class([c.keyname for c in columns]) if columns else None
         # The columns that have a result processor, with it (empty: rows are used as
@@ -144,6 +238,108 @@ class _Plan:
             process = column.type._cached_result_processor(dialect, None)
             if process is not None:
                 self.converted.append((index, process))
+
+    def _kept(self, size: Any, make: Callable[[], _Plan]) -> _Plan:
+        """The derived plan for ``size``, made once and kept (at most SIZED_PLANS).
+
+        Readers only ``get``; adding and evicting (the oldest added) take the lock, so
+        that no thread evicts while another walks the dict (PostgreSQL's requests run
+        on worker threads)."""
+        plan = self._sized.get(size)
+        if plan is None:
+            plan = make()
+            with self._lock:
+                while len(self._sized) >= SIZED_PLANS:
+                    del self._sized[next(iter(self._sized))]
+                self._sized[size] = plan
+        return plan
+
+    def _derived(self, sql: str, parameters: Callable[[Any], Any]) -> _Plan:
+        """A plan of the same statement (same result rows), as other SQL."""
+        plan = _Plan.__new__(_Plan)
+        plan.sql, plan.parameters, plan.positional = sql, parameters, self.positional
+        plan.row, plan.converted, plan.lists = self.row, self.converted, ()
+        return plan
+
+    def expanded(self, sizes: tuple[int, ...]) -> _Plan:
+        """This plan for IN lists of these lengths (in the order of ``lists``)."""
+        return self._kept(sizes, lambda: self._expand(sizes))
+
+    def _expand(self, sizes: tuple[int, ...]) -> _Plan:
+        # SQLAlchemy expands the lists as it would for an execution with lists of these
+        # lengths: the SQL, and which name of it is which list's which value.
+        given = {key: None for key, source, *_rest in self._by_name.values() if source == _GIVEN}
+        lengths = dict(zip(self.lists, sizes, strict=True))
+        state = self._compiled.construct_expanded_state(
+            {**given, **{key: [None] * size for key, size in lengths.items()}}
+        )
+        by_name: dict[str, tuple[str, int, Any, Callable[[Any], Any] | None]] = dict(self._by_name)
+        for name, expanded in state.parameter_expansion.items():
+            key, _source, _constant, process = self._by_name[name]
+            for index, item in enumerate(expanded):
+                by_name[item] = (key, _ITEM, index, process)
+        order = state.positiontup if self.positional else list(state.parameters)
+        binds = [(name, *by_name[name]) for name in (order or [])]
+        return self._derived(state.statement, _binder(binds, self.positional, lengths))
+
+    def multirow(self, rows: int) -> _Plan:
+        """This one-row insert as an insert of ``rows`` rows in one statement; its
+        ``parameters`` takes the list of the rows' parameters."""
+        return self._kept(("rows", rows), lambda: self._multirow(rows))
+
+    def _multirow(self, rows: int) -> _Plan:
+        compiled = self._compiled
+        one = compiled.insert_single_values_expr if compiled.isinsert else None
+        group = f"({one})"
+        names = list(compiled.positiontup if self.positional else self._by_name)
+        marks = {name: compiled.bindtemplate % {"name": name} for name in names}
+        # Every parameter is one of the row's: the rows' are all the statement has.
+        if (
+            one is None
+            or self.lists
+            or self.sql.count(group) != 1
+            or any(self.sql.count(mark) != group.count(mark) for mark in marks.values())
+            or (self.positional and sum(group.count(m) for m in set(marks.values())) != len(names))
+        ):
+            raise ValueError(
+                "Prepared.insert_rows needs an INSERT ... RETURNING of one row's VALUES"
+            )
+        binds = [(name, *self._by_name[name]) for name in names]
+        if rows == 1:  # the one-row statement, as SQLAlchemy runs a single row
+            one_row = self.parameters
+            return self._derived(self.sql, lambda batch: one_row(batch[0]))
+        if self.positional:
+            row_values = self.parameters
+            sql = self.sql.replace(group, ", ".join([group] * rows))
+
+            def parameters(batch: Sequence[Mapping[str, Any]]) -> Any:
+                return tuple(itertools.chain.from_iterable(map(row_values, batch)))
+
+            return self._derived(sql, parameters)
+        # Named parameters: each row's are renamed ``name__i``, as SQLAlchemy does.
+        row_values = _binder(binds, positional=True)
+        keys = tuple(f"{name}__{index}" for index in range(rows) for name in names)
+        if set(keys) & set(self._by_name):
+            raise ValueError("Prepared cannot rename this insert's parameters per row")
+        # The group as text and marks, alternately (marks at odd places).
+        pattern = "|".join(re.escape(marks[name]) + r"(?!\w)" for name in names)
+        parts = re.split(f"({pattern})", group)
+        by_mark = {mark: name for name, mark in marks.items()}
+        template = compiled.bindtemplate
+        groups = (
+            "".join(
+                template % {"name": f"{by_mark[part]}__{index}"} if odd % 2 else part
+                for odd, part in enumerate(parts)
+            )
+            for index in range(rows)
+        )
+        sql = self.sql.replace(group, ", ".join(groups))
+
+        def named(batch: Sequence[Mapping[str, Any]]) -> Any:
+            values = itertools.chain.from_iterable(map(row_values, batch))
+            return dict(zip(keys, values, strict=True))
+
+        return self._derived(sql, named)
 
     def make_row(self, raw: Sequence[Any]) -> Any:
         cls = self.row
@@ -172,11 +368,12 @@ class Prepared:
     shares that transaction's connection.
     """
 
-    __slots__ = ("_keyed", "_plans", "stmt")
+    __slots__ = ("_keyed", "_plans", "_row_plans", "stmt")
 
     def __init__(self, stmt: ClauseElement) -> None:
         self.stmt = stmt
         self._plans: dict[tuple[str, tuple[str, ...] | None], _Plan] = {}
+        self._row_plans: dict[tuple[str, tuple[str, ...]], _Plan] = {}
         # Inserts and updates compile for the columns a call gives.
         self._keyed = bool(getattr(stmt, "is_insert", False) or getattr(stmt, "is_update", False))
 
@@ -185,6 +382,13 @@ class Prepared:
         plan = self._plans.get((dialect.name, keys))
         if plan is None:
             plan = self._plans[(dialect.name, keys)] = _Plan(self.stmt, dialect, keys)
+        return plan
+
+    def _plan_for(self, conn: Connection, params: Mapping[str, Any]) -> _Plan:
+        """The plan for a call with ``params``: for its IN lists' lengths, if it has any."""
+        plan = self._plan(conn, tuple(params) if self._keyed else None)
+        if plan.lists:
+            return plan.expanded(tuple([len(params[key]) for key in plan.lists]))
         return plan
 
     def _cursor(self, conn: Connection, plan: _Plan, params: Any, many: bool = False) -> Any:
@@ -229,13 +433,13 @@ class Prepared:
 
     def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[Any]:
         """All result rows (attribute access by column name)."""
-        plan = self._plan(conn, tuple(params) if self._keyed else None)
+        plan = self._plan_for(conn, params)
         cursor = self._cursor(conn, plan, plan.parameters(params))
         return plan.make_rows(cursor.fetchall())
 
     def dicts(self, conn: Connection, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         """All result rows as dicts by column name (cheaper than rows' ``_mapping``)."""
-        plan = self._plan(conn, tuple(params) if self._keyed else None)
+        plan = self._plan_for(conn, params)
         cursor = self._cursor(conn, plan, plan.parameters(params))
         assert plan.row is not None
         names = plan.row._fields
@@ -245,7 +449,7 @@ class Prepared:
         return [dict(zip(names, convert(row), strict=True)) for row in cursor.fetchall()]
 
     def first(self, conn: Connection, params: Mapping[str, Any]) -> Any:
-        plan = self._plan(conn, tuple(params) if self._keyed else None)
+        plan = self._plan_for(conn, params)
         cursor = self._cursor(conn, plan, plan.parameters(params))
         row = cursor.fetchone()
         cursor.close()
@@ -257,7 +461,7 @@ class Prepared:
 
     def run(self, conn: Connection, params: Mapping[str, Any]) -> int:
         """Execute a statement that returns no rows; the number of rows it touched."""
-        plan = self._plan(conn, tuple(params) if self._keyed else None)
+        plan = self._plan_for(conn, params)
         cursor = self._cursor(conn, plan, plan.parameters(params))
         count = cursor.rowcount
         cursor.close()
@@ -268,5 +472,25 @@ class Prepared:
         if not batch:
             return
         plan = self._plan(conn, tuple(batch[0]) if self._keyed else None)
+        if plan.lists:
+            raise ValueError("Prepared.many does not support expanding (IN list) parameters")
         cursor = self._cursor(conn, plan, [plan.parameters(p) for p in batch], many=True)
         cursor.close()
+
+    def insert_rows(self, conn: Connection, batch: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """Insert the rows of ``batch`` (each with the same keys) with one statement, a
+        multi-row ``VALUES``, as SQLAlchemy's "insertmanyvalues" does for an insert
+        with ``RETURNING``: the rows that gives. The caller keeps batches to a size the
+        database takes (parameters per statement). An insert without ``RETURNING`` is
+        :meth:`many`'s."""
+        if not batch:
+            return []
+        if not self._keyed or not getattr(self.stmt, "is_insert", False):
+            raise ValueError("Prepared.insert_rows runs an INSERT")
+        keys = (conn.dialect.name, tuple(batch[0]))
+        one = self._row_plans.get(keys)
+        if one is None:
+            one = self._row_plans[keys] = _Plan(self.stmt, conn.dialect, keys[1], for_rows=True)
+        plan = one.multirow(len(batch))
+        cursor = self._cursor(conn, plan, plan.parameters(batch))
+        return plan.make_rows(cursor.fetchall())

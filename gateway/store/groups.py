@@ -14,12 +14,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ..scim.errors import InvalidValue, NotFound
 from ..scim.filter import Compare, Node
 from ..scim.projection import Projection
 from ..scim.schemas import GROUP
-from .common import ListQuery, Page, etag, insert_ignore, meta, page_total, team_check, utcnow
+from .common import ListQuery, Page, etag, meta, page_total, team_check, utcnow
 from .db import scratch
 from .fast import Prepared
 from .mapping import group_from_row, group_to_row
@@ -62,48 +63,72 @@ _TOUCH = Prepared(
     .values(last_modified=bindparam("now"), version=groups.c.version + 1)
 )
 _RETURNED = (memberships.c.user_pk, memberships.c.child_group_pk)
+
+
+def _remove_one(column: Any, table: Any, name: Any) -> Prepared:
+    """Delete the membership of the member of ``table`` with the id ``member_id``;
+    ``RETURNING`` its name too (found again by id: what its audit record shows,
+    which then needs no lookup of its own)."""
+
+    def by_id(*columns: Any) -> Any:
+        return (
+            select(*columns)
+            .where(
+                table.c.id == bindparam("member_id"),
+                team_check(table.c.team_pk, bindparam("team_pk")),
+            )
+            .scalar_subquery()
+        )
+
+    return Prepared(
+        delete(memberships)
+        .where(memberships.c.group_pk == bindparam("group_pk"), column == by_id(table.c.pk))
+        .returning(*_RETURNED, by_id(name).label("name"))
+    )
+
+
 # Remove one member by id (``members[value eq "..."]``, Entra's single-member
 # remove): one lookup by a full key of the membership, whatever the size of the
 # group; the child-group form runs only when no user had that id. One statement
 # with an OR of the two was planned, once SQLite had statistics, as a read of the
 # group's every membership row.
-_REMOVE_USER = Prepared(
-    delete(memberships)
-    .where(
-        memberships.c.group_pk == bindparam("group_pk"),
-        memberships.c.user_pk
-        == select(users.c.pk)
-        .where(
-            users.c.id == bindparam("member_id"), team_check(users.c.team_pk, bindparam("team_pk"))
-        )
-        .scalar_subquery(),
-    )
-    .returning(*_RETURNED)
-)
-_REMOVE_CHILD_GROUP = Prepared(
-    delete(memberships)
-    .where(
-        memberships.c.group_pk == bindparam("group_pk"),
-        memberships.c.child_group_pk
-        == select(groups.c.pk)
-        .where(
-            groups.c.id == bindparam("member_id"),
-            team_check(groups.c.team_pk, bindparam("team_pk")),
-        )
-        .scalar_subquery(),
-    )
-    .returning(*_RETURNED)
-)
+_REMOVE_USER = _remove_one(memberships.c.user_pk, users, users.c.user_name)
+_REMOVE_CHILD_GROUP = _remove_one(memberships.c.child_group_pk, groups, groups.c.display_name)
 # Found by id (unique index), then checked for the team (see team_check).
-_USERS_BY_ID = select(users.c.pk, users.c.id, users.c.user_name).where(
-    users.c.id.in_(bindparam("ids", expanding=True)),
-    team_check(users.c.team_pk, bindparam("team_pk")),
-    users.c.state != "deleted",
+_USERS_BY_ID = Prepared(
+    select(users.c.pk, users.c.id, users.c.user_name).where(
+        users.c.id.in_(bindparam("ids", expanding=True)),
+        team_check(users.c.team_pk, bindparam("team_pk")),
+        users.c.state != "deleted",
+    )
 )
-_GROUPS_BY_ID = select(groups.c.pk, groups.c.id).where(
-    groups.c.id.in_(bindparam("ids", expanding=True)),
-    team_check(groups.c.team_pk, bindparam("team_pk")),
+_GROUPS_BY_ID = Prepared(
+    select(groups.c.pk, groups.c.id, groups.c.display_name).where(
+        groups.c.id.in_(bindparam("ids", expanding=True)),
+        team_check(groups.c.team_pk, bindparam("team_pk")),
+    )
 )
+_USER_IDS = Prepared(
+    select(users.c.pk, users.c.id).where(users.c.pk.in_(bindparam("pks", expanding=True)))
+)
+_GROUP_IDS = Prepared(select(groups.c.id).where(groups.c.pk.in_(bindparam("pks", expanding=True))))
+# ``INSERT ... ON CONFLICT DO NOTHING RETURNING``: a member already there (or added
+# by a concurrent request, on PostgreSQL) is not returned, so it has no event.
+_ADD_MEMBERS = {
+    "sqlite": Prepared(sqlite.insert(memberships).on_conflict_do_nothing().returning(*_RETURNED)),
+    "postgresql": Prepared(
+        postgresql.insert(memberships).on_conflict_do_nothing().returning(*_RETURNED)
+    ),
+}
+
+
+def _group_names(conn: Connection, team_pk: int) -> dict[str, str | None]:
+    """The displayNames of the team's groups this transaction read or wrote, by id, as
+    they are now in it: the audit record of a membership change names its group (see
+    audit.Names), which then needs no lookup. Kept by every function here that reads
+    a group for a write or changes its name."""
+    names: dict[str, str | None] = scratch(conn).setdefault(f"group_names:{team_pk}", {})
+    return names
 
 
 def _find_row(conn: Connection, team_pk: int, group_id: str, *, lock: bool = False) -> Row[Any]:
@@ -196,15 +221,16 @@ def _resolve_members(
     names: dict[str, str] = scratch(conn).setdefault(f"user_names:{team_pk}", {})
     for i in range(0, len(wanted), _CHUNK):
         chunk = wanted[i : i + _CHUNK]
-        for user in conn.execute(_USERS_BY_ID, {"team_pk": team_pk, "ids": chunk}):
+        for user in _USERS_BY_ID.rows(conn, {"team_pk": team_pk, "ids": chunk}):
             found[user.id] = {"user_pk": user.pk, "child_group_pk": None, "id": user.id}
             names[user.id] = user.user_name
         missing = [v for v in chunk if v not in found]
         if missing:
-            for row in conn.execute(_GROUPS_BY_ID, {"team_pk": team_pk, "ids": missing}):
+            for row in _GROUPS_BY_ID.rows(conn, {"team_pk": team_pk, "ids": missing}):
                 if row.pk == group_pk:
                     raise InvalidValue("A group cannot be a member of itself.")
                 found[row.id] = {"user_pk": None, "child_group_pk": row.pk, "id": row.id}
+                _group_names(conn, team_pk)[row.id] = row.display_name
     unknown = [v for v in wanted if v not in found]
     if unknown:
         raise InvalidValue(
@@ -220,12 +246,10 @@ def _describe(conn: Connection, removed: Sequence[Any]) -> list[Member]:
     group_pks = [r.child_group_pk for r in removed if r.child_group_pk is not None]
     out: list[Member] = []
     for i in range(0, len(user_pks), _CHUNK):
-        rows = conn.execute(
-            select(users.c.pk, users.c.id).where(users.c.pk.in_(user_pks[i : i + _CHUNK]))
-        )
+        rows = _USER_IDS.rows(conn, {"pks": user_pks[i : i + _CHUNK]})
         out.extend((row.id, "User", row.pk) for row in rows)
     for i in range(0, len(group_pks), _CHUNK):
-        rows = conn.execute(select(groups.c.id).where(groups.c.pk.in_(group_pks[i : i + _CHUNK])))
+        rows = _GROUP_IDS.rows(conn, {"pks": group_pks[i : i + _CHUNK]})
         out.extend((row.id, "Group", None) for row in rows)
     return out
 
@@ -246,7 +270,10 @@ def add_members(
     ]
     if not batch:
         return []
-    inserted = conn.execute(insert_ignore(conn, memberships).returning(*_RETURNED), batch).all()
+    add = _ADD_MEMBERS[conn.dialect.name]
+    inserted = []
+    for i in range(0, len(batch), _CHUNK):
+        inserted += add.insert_rows(conn, batch[i : i + _CHUNK])
     ids = {(r["user_pk"], r["child_group_pk"]): r["id"] for r in rows}
     return [
         (ids[(r.user_pk, r.child_group_pk)], "User" if r.user_pk else "Group", r.user_pk)
@@ -260,8 +287,15 @@ def remove_members(
     ids = list(dict.fromkeys(member_ids))
     if len(ids) == 1:
         params = {"group_pk": group_pk, "team_pk": team_pk, "member_id": ids[0]}
-        one = _REMOVE_USER.rows(conn, params) or _REMOVE_CHILD_GROUP.rows(conn, params)
-        return [(ids[0], "User" if r.user_pk is not None else "Group", r.user_pk) for r in one]
+        one = _REMOVE_USER.rows(conn, params)
+        # The audit record names the member: kept for that step (audit.Names).
+        if one:
+            scratch(conn).setdefault(f"user_names:{team_pk}", {})[ids[0]] = one[0].name
+            return [(ids[0], "User", r.user_pk) for r in one]
+        one = _REMOVE_CHILD_GROUP.rows(conn, params)
+        if one:
+            _group_names(conn, team_pk)[ids[0]] = one[0].name
+        return [(ids[0], "Group", None) for r in one]
     removed: list[Member] = []
     for i in range(0, len(ids), _CHUNK):
         chunk = ids[i : i + _CHUNK]
@@ -349,6 +383,7 @@ def create_group(
             "version": 1,
         },
     ).scalar_one()
+    _group_names(conn, team_pk)[group_id] = columns["display_name"]
     add_members(conn, team_pk, group_pk, resource.get("members") or [])
     row = _find_row(conn, team_pk, group_id)
     return render_groups(conn, [row], base_url=base_url, projection=None)[0]
@@ -375,6 +410,7 @@ def load_group(
     """The locked row and its attributes without members, for a read-modify-write."""
     row = _find_row(conn, team_pk, group_id, lock=True)
     check_version(row, if_match)
+    _group_names(conn, team_pk)[row.id] = row.display_name
     doc = group_from_row(row._mapping)
     return row, {"schemas": doc.pop("schemas"), "id": row.id, **doc}
 
@@ -387,6 +423,7 @@ def save_group(conn: Connection, row: Row[Any], resource: dict[str, Any]) -> Non
         .where(groups.c.pk == row.pk)
         .values(**columns, last_modified=utcnow(), version=groups.c.version + 1)
     )
+    _group_names(conn, row.team_pk)[row.id] = columns["display_name"]
 
 
 def delete_group(
@@ -395,6 +432,7 @@ def delete_group(
     """Delete a group; returns its row and the pks of the users that were its members."""
     row = _find_row(conn, team_pk, group_id, lock=True)
     check_version(row, if_match)
+    _group_names(conn, team_pk).pop(row.id, None)
     # Its parent groups lose a member: they get a new version (see users.delete_user).
     parents = select(memberships.c.group_pk).where(memberships.c.child_group_pk == row.pk)
     conn.execute(
