@@ -30,18 +30,27 @@ from tests.support import team_pk_of
 USERS = metadata.tables["scim_user"]
 
 
-@pytest.fixture(params=BACKENDS)
-def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestClient]:
-    if request.param == "sqlite":
-        database = f"sqlite:///{tmp_path / 'g.sqlite3'}"
-    else:
-        database = request.getfixturevalue("postgres_url")
+def _client(database: str) -> Iterator[TestClient]:
     settings = Settings(
         database=DatabaseSettings(url=database),
         rate_limits=RateLimitSettings(per_key=0, per_team=0),
         source="<tests>",
     )
     yield from make_client(settings)
+
+
+@pytest.fixture(params=BACKENDS)
+def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestClient]:
+    if request.param == "sqlite":
+        yield from _client(f"sqlite:///{tmp_path / 'g.sqlite3'}")
+    else:
+        yield from _client(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def sqlite_client(tmp_path: Path) -> Iterator[TestClient]:
+    """SQLite only: PostgreSQL refuses NUL in text and JSON, SQLite stores it."""
+    yield from _client(f"sqlite:///{tmp_path / 'g.sqlite3'}")
 
 
 def _create(client: TestClient, body: dict[str, Any]) -> str:
@@ -219,3 +228,21 @@ def test_a_document_orjson_cannot_write_is_left_to_the_columns(client: TestClien
     read = client.get(f"/scim/v2/Users/{created['id']}")
     assert read.status_code == 200, read.text
     assert read.json()["urn:acme:big"] == {"n": 2**70}
+
+
+def test_a_string_holding_nul_leaves_the_document_empty(sqlite_client: TestClient) -> None:
+    """NUL stands for the server's URL in a stored document. No request body holding
+    one is accepted, but a caller of the store could write one: its user is served
+    from the columns, NUL and all, not with the URL put in its place."""
+    client = sqlite_client
+    gateway = client.app.state.gateway  # type: ignore[attr-defined]
+    team = team_pk_of(client)
+    odd = {"$ref": "\x00/Users/x", "note": "a\x00b"}
+    resource = {"schemas": [USER_SCHEMA], "userName": "nul", "urn:acme:odd": odd}
+    with gateway.db.transaction(write=True) as conn:
+        created = user_repo.create_user(conn, team, resource, base_url="http://testserver")
+    assert _documents(client)[0][0] is None
+    page = client.get("/scim/v2/Users", params={"filter": 'userName eq "nul"'})
+    assert page.status_code == 200, page.text
+    assert page.json()["Resources"][0]["urn:acme:odd"] == odd
+    assert client.get(f"/scim/v2/Users/{created['id']}").json()["urn:acme:odd"] == odd
