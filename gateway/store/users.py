@@ -87,12 +87,12 @@ _FIND_STMT = select(users).where(
 )
 _FIND = Prepared(_FIND_STMT)
 _FIND_FOR_UPDATE = Prepared(_FIND_STMT.with_for_update())
-_VALUES_OF = (
+_VALUES_OF = Prepared(
     select(values.c.user_pk, *_VALUE_FIELDS)
     .where(values.c.user_pk.in_(bindparam("pks", expanding=True)))
     .order_by(values.c.pk)
 )
-_GROUPS_OF = (
+_GROUPS_OF = Prepared(
     select(memberships.c.user_pk, groups.c.id, groups.c.display_name)
     .join(groups, groups.c.pk == memberships.c.group_pk)
     .where(memberships.c.user_pk.in_(bindparam("pks", expanding=True)))
@@ -185,7 +185,9 @@ _PAGE_COLUMNS = [
     if column.name
     in ("pk", "id", "created", "last_modified", "version", "rendered", "rendered_version")
 ]
-_COLUMNS_OF = select(*_RENDERED_COLUMNS).where(users.c.pk.in_(bindparam("pks", expanding=True)))
+_COLUMNS_OF = Prepared(
+    select(*_RENDERED_COLUMNS).where(users.c.pk.in_(bindparam("pks", expanding=True)))
+)
 _BY_USER_NAME = Prepared(
     select(*_RENDERED_COLUMNS)
     .where(
@@ -232,8 +234,8 @@ def _load_values(
             if value["user_pk"] in wanted:  # not a tombstone's (or a filtered-out user's)
                 out[value["user_pk"]].append(value)
         return out
-    for row in conn.execute(_VALUES_OF, {"pks": list(user_pks)}):
-        out[row.user_pk].append(row._mapping)
+    for value in _VALUES_OF.dicts(conn, {"pks": list(user_pks)}):
+        out[value["user_pk"]].append(value)
     return out
 
 
@@ -250,7 +252,7 @@ def _load_groups(
         wanted = set(user_pks)
         found = [r for r in _GROUPS_IN_RANGE.rows(conn, span) if r.user_pk in wanted]
     else:
-        found = conn.execute(_GROUPS_OF, {"pks": list(user_pks)})
+        found = _GROUPS_OF.rows(conn, {"pks": list(user_pks)})
     for row in found:
         out[row.user_pk].append(
             {
@@ -288,13 +290,14 @@ def render_users(
     pks = [row.pk for row in rows]
     docs: dict[int, Any] = {}
     stale = []
+    base_ref = b'"$ref":"' + orjson.dumps(base_url)[1:-1]  # what _BASE_MARK stands for
     for row in rows:
         rendered = row.rendered
         if rendered is None or row.rendered_version != row.version:
             stale.append(row)
         elif as_json:
             if _BASE_MARK in rendered:
-                rendered = rendered.replace(_BASE_MARK, b'"$ref":"' + orjson.dumps(base_url)[1:-1])
+                rendered = rendered.replace(_BASE_MARK, base_ref)
             docs[row.pk] = rendered
         else:
             docs[row.pk] = with_references(orjson.loads(rendered), base_url)
@@ -361,7 +364,7 @@ def _rebuild(
     """Fill ``docs`` (by pk) for ``rows`` from their columns and value rows."""
     pks = [row.pk for row in rows]
     if "user_name" not in rows[0]._fields:  # rows of _PAGE_COLUMNS
-        rows = conn.execute(_COLUMNS_OF, {"pks": pks}).all()
+        rows = _COLUMNS_OF.rows(conn, {"pks": pks})
     value_map = _load_values(conn, pks, page)
     for row in rows:
         doc = user_from_rows(row, value_map.get(row.pk, ()), base_url=base_url)
