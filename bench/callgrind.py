@@ -32,7 +32,9 @@ def main() -> None:
     url = args.database_url or f"sqlite:///{tempfile.mkdtemp()}/callgrind.sqlite3"
     driver = inprocess.Driver(url, logs=args.logs)
     loop = asyncio.new_event_loop()
-    requests, work = loop.run_until_complete(inprocess.prepare(driver, args.phase, args.n))
+    requests, work = loop.run_until_complete(
+        inprocess.prepare(driver, args.phase, args.n, args.concurrency)
+    )
     operator.call(loop.run_until_complete, work())
     print(requests)
 

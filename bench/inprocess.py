@@ -150,9 +150,16 @@ class Driver:
         return ids
 
 
-async def prepare(d: Driver, phase: str, n: int) -> tuple[int, Callable[[], Awaitable[None]]]:
-    """(requests timed, the timed work) for ``phase``; set-up is done here, untimed."""
+async def prepare(
+    d: Driver, phase: str, n: int, concurrency: int = 1
+) -> tuple[int, Callable[[], Awaitable[None]]]:
+    """(requests timed, the timed work) for ``phase``; set-up is done here, untimed.
+    The timed requests run ``concurrency`` at a time (see :func:`_waves`)."""
     await d.start()
+
+    def _repeat(n: int, one: Callable[[int], Awaitable[Any]]) -> Awaitable[None]:
+        return _waves(n, one, concurrency)
+
     if phase == "unauth":
         return n, lambda: _repeat(n, lambda i: d.ok((401,), "GET", "/scim/v2/Users/x", key="x"))
     if phase == "404":
@@ -210,7 +217,7 @@ async def prepare(d: Driver, phase: str, n: int) -> tuple[int, Callable[[], Awai
     batches = (n + 99) // 100
     if phase == "e":
         return batches, lambda: _repeat(batches, add)
-    await _repeat(batches, add)
+    await _waves(batches, add, 1)
     if phase == "e-excl":
         query = "excludedAttributes=members"
         return n, lambda: _repeat(n, lambda i: d.ok((200,), "GET", group, key=d.okta, query=query))
@@ -220,9 +227,17 @@ async def prepare(d: Driver, phase: str, n: int) -> tuple[int, Callable[[], Awai
     )
 
 
-async def _repeat(n: int, one: Callable[[int], Awaitable[Any]]) -> None:
-    for i in range(n):
-        await one(i)
+async def _waves(n: int, one: Callable[[int], Awaitable[Any]], concurrency: int) -> None:
+    """``one(0)`` .. ``one(n - 1)``, ``concurrency`` at a time: each wave's requests
+    are started together and served in one turn of the event loop, so that their
+    writes commit as one group, as concurrent connections' writes do under
+    ``scim-gateway serve`` (see gateway.store.db.Database.run)."""
+    if concurrency <= 1:
+        for i in range(n):
+            await one(i)
+        return
+    for start in range(0, n, concurrency):
+        await asyncio.gather(*(one(i) for i in range(start, min(n, start + concurrency))))
 
 
 def _shares(stats: pstats.Stats) -> list[tuple[float, str]]:
@@ -243,7 +258,7 @@ def _shares(stats: pstats.Stats) -> list[tuple[float, str]]:
 async def main(args: argparse.Namespace) -> None:
     url = args.database_url or f"sqlite:///{tempfile.mkdtemp()}/inprocess.sqlite3"
     driver = Driver(url, logs=args.logs)
-    requests, work = await prepare(driver, args.phase, args.n)
+    requests, work = await prepare(driver, args.phase, args.n, args.concurrency)
     profile = cProfile.Profile() if args.profile else None
     started, cpu = time.perf_counter(), time.process_time()
     if profile is not None:
@@ -273,6 +288,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--top", type=int, default=30, help="profile lines to print")
     parser.add_argument("--logs", action="store_true", help="write the access log to stderr")
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        metavar="C",
+        help="timed requests served together, C at a time (default 1: one by one)",
+    )
     return parser
 
 
