@@ -27,6 +27,7 @@ from plugins import ProvisioningEvent
 
 from .keys import redact
 from .logging_setup import is_sensitive as secret_named
+from .logging_setup import on_sensitive_marked
 from .scim.schemas import GROUP, USER, Attribute
 from .store.common import team_check
 from .store.db import Database, scratch
@@ -72,16 +73,16 @@ _NEVER_RETURNED = frozenset(
 )
 
 
+@functools.lru_cache(maxsize=4096)
 def is_sensitive(name: str) -> bool:
     """Whether values of the attribute ``name`` are kept out of records (asked for
-    every key of every event's changes: a 100-member add records 100 events)."""
-    return _never_kept(name) or secret_named(name)
-
-
-@functools.lru_cache(maxsize=4096)
-def _never_kept(name: str) -> bool:
+    every key of every event's changes: a 100-member add records 100 events, hence
+    the cache, which :func:`~gateway.logging_setup.mark_sensitive` clears)."""
     short = name.rsplit(":", 1)[-1].rsplit(".", 1)[-1].lower()
-    return short in _NEVER_RETURNED or short == "x509certificates"
+    return short in _NEVER_RETURNED or short == "x509certificates" or secret_named(name)
+
+
+on_sensitive_marked(is_sensitive.cache_clear)
 
 
 _SCALARS = (type(None), bool, int, float)
@@ -99,7 +100,19 @@ def redact_changes(value: Any) -> Any:
         return redact(value)
     if type(value) in _SCALARS:
         return value
-    if type(value) is dict or isinstance(value, Mapping):
+    if type(value) is dict:
+        # Every event's changes: a membership's three ids, an update's attribute names.
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            key = k if type(k) is str else str(k)
+            if is_sensitive(key):
+                out[key] = REDACTED
+            elif type(v) is str:
+                out[key] = redact(v)
+            else:
+                out[key] = v if type(v) in _SCALARS else redact_changes(v)
+        return out
+    if isinstance(value, Mapping):
         return {
             str(k): REDACTED if is_sensitive(str(k)) else redact_changes(v)
             for k, v in value.items()
@@ -286,7 +299,7 @@ def audit_rows(conn: Connection, events: list[ProvisioningEvent]) -> list[dict[s
     rows = []
     for event in events:
         team_pk, names = team_and_names(conn, event.team, events, teams)
-        display = resource_display(conn, team_pk, event, names)
+        display = event.display or names.of(event.resource_type, event.resource_id)
         rows.append(
             {
                 "team_pk": team_pk,

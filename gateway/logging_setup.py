@@ -82,10 +82,21 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 }
 
 
+_DERIVED_CACHES: list[Callable[[], None]] = []
+"""The ``cache_clear`` of caches built on :func:`is_sensitive` (the audit log's)."""
+
+
+def on_sensitive_marked(clear: Callable[[], None]) -> None:
+    """Have :func:`mark_sensitive` call ``clear`` too (a cache of what it changes)."""
+    _DERIVED_CACHES.append(clear)
+
+
 def mark_sensitive(*names: str) -> None:
     """Declare more record attribute names whose values are never logged."""
     _SENSITIVE_NAMES.update(name.lower() for name in names)
     is_sensitive.cache_clear()
+    for clear in _DERIVED_CACHES:
+        clear()
 
 
 @functools.lru_cache(maxsize=4096)

@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import select, update
 from starlette.testclient import TestClient
 
-from gateway import audit
+from gateway import audit, logging_setup
 from gateway.app import Gateway, create_app
 from gateway.audit import list_audit, parse_since, purge_audit
 from gateway.cli import main
@@ -284,6 +284,61 @@ def test_sensitive_values_and_keys_never_reach_the_log(team: Provisioned) -> Non
     stored = json.dumps(team.records())
     for secret in ("old-password", "new-password", "MIIC-certificate", "s3cr3t", "tok-123"):
         assert secret not in stored
+
+
+def test_the_records_of_one_write_carry_its_one_time(team: Provisioned) -> None:
+    """A write's changes commit together, and their records say so: a group created
+    with three members records four changes at one time, within the request; the next
+    write's records come at a time of their own, no earlier."""
+    members = [team.user(f"member{i}@example.com") for i in range(3)]
+    before = datetime.now(UTC)
+    group = team.group("Engineering", *members)
+    after = datetime.now(UTC)
+    assert team.patch(f"/Groups/{group}", member_remove(members[0])).status_code in (
+        200,
+        204,
+    )
+    records = team.records()[3:]
+    assert [r["action"].split(" ")[0] for r in records] == ["created", *["added"] * 3, "removed"]
+    times = [datetime.fromisoformat(r["occurred_at"]) for r in records]
+    assert len(set(times[:4])) == 1
+    assert before <= times[0] <= after
+    assert times[4] >= after
+
+
+def test_an_attribute_marked_sensitive_later_is_redacted_from_then_on(
+    team: Provisioned,
+) -> None:
+    """``logging_setup.mark_sensitive`` (for a plugin whose attributes hold secrets)
+    takes effect in records written after it, though the name was seen before."""
+    user_id = team.user("dave@example.com")
+
+    def record(value: str) -> None:
+        event = ProvisioningEvent(
+            kind="user.updated",
+            team=team.slug,
+            resource_type="User",
+            resource_id=user_id,
+            display="dave@example.com",
+            changes={"attributes": ["recoveryPhrase"], "recoveryPhrase": [None, value]},
+            occurred_at=datetime.now(UTC),
+        )
+        team.gateway.db.call(lambda conn: team.gateway.record(conn, [event]), write=True)
+
+    record("plain-before")
+    logging_setup.mark_sensitive("recoveryPhrase")
+    try:
+        record("hidden-after")
+    finally:
+        logging_setup._SENSITIVE_NAMES.discard("recoveryphrase")
+        logging_setup.mark_sensitive()  # clears what the name left in the caches
+    before, after = team.records()[1:]
+    assert before["changes"]["recoveryPhrase"] == [None, "plain-before"]
+    assert after["changes"] == {"attributes": ["recoveryPhrase"], "recoveryPhrase": "[redacted]"}
+
+
+def member_remove(member: str) -> dict[str, Any]:
+    return {"op": "remove", "path": f'members[value eq "{member}"]'}
 
 
 # --- no change without its record, no record without its change ---------------------------

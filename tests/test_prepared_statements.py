@@ -13,7 +13,7 @@ import functools
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import anyio
@@ -346,3 +346,24 @@ def test_plans_for_numbers_of_rows_are_bounded(db: Database) -> None:
             assert len(prepared.insert_rows(conn, rows)) == size
         (plan,) = prepared._row_plans.values()
     assert len(plan._sized) == SIZED_PLANS
+
+
+def test_rows_sharing_and_alternating_times_store_each_rows_own(db: Database) -> None:
+    """A datetime's bind conversion is kept for the value it was last given (a write
+    passes its time many times over): rows given one time object, then times that
+    alternate, equal ones that are other objects, and times in other zones store each
+    row's own time, as SQLAlchemy does."""
+    shared = CREATED
+    later = CREATED + timedelta(minutes=5)
+    same_instant_elsewhere = CREATED.astimezone(timezone(timedelta(hours=-5)))
+    times = [shared, shared, later, shared, later, later, same_instant_elsewhere, shared]
+    times.append(datetime(2026, 11, 28, 12, 30, 15, 123000, tzinfo=UTC))  # equal, not same
+    rows = [{**_row(f"times-{i}"), "created": when} for i, when in enumerate(times)]
+    many = Prepared(insert(teams))
+    with db.transaction(write=True) as conn:
+        many.many(conn, rows)
+    with db.transaction(write=False) as conn:
+        for i, when in enumerate(times):
+            stored = _BY_SLUG.first(conn, {"slug": f"times-{i}-{SUFFIX}"})
+            plain = conn.execute(select(teams.c.created).where(teams.c.pk == stored.pk)).scalar()
+            assert stored.created == when == plain, i

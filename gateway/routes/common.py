@@ -96,7 +96,11 @@ class Ctx:
         display: str | None,
         changes: dict[str, Any],
     ) -> None:
-        self.events.append(
+        events = self.events
+        # The events of one transaction commit together: they share its first one's
+        # time (a 100-member add records 100, and the audit stores each one's).
+        occurred_at = events[0].occurred_at if events else datetime.now(UTC)
+        events.append(
             ProvisioningEvent(
                 kind=kind,
                 team=self.principal.team_slug,
@@ -104,7 +108,7 @@ class Ctx:
                 resource_id=resource_id,
                 display=display,
                 changes=changes,
-                occurred_at=datetime.now(UTC),
+                occurred_at=occurred_at,
                 key_id=self.principal.key_id,
                 key_name=self.principal.key_name,
                 adapter=self.adapter.name,
