@@ -118,8 +118,11 @@ def _restored_events(ctx: Ctx, was: str, before: dict[str, Any], after: dict[str
 
 def _create_user(conn: Connection, ctx: Ctx, body: Any) -> dict[str, Any]:
     resource = _inbound_resource(ctx, USER, "POST", body)
+    found = user_repo.claimants(conn, ctx.team_pk, resource)
     dormant = (
-        user_repo.find_dormant(conn, ctx.team_pk, resource) if ctx.policy.reprovision else None
+        user_repo.find_dormant(conn, ctx.team_pk, resource, found)
+        if ctx.policy.reprovision
+        else None
     )
     if dormant is not None:
         before = user_repo.render_users(conn, [dormant], base_url=ctx.base_url, projection=None)
@@ -130,7 +133,9 @@ def _create_user(conn: Connection, ctx: Ctx, body: Any) -> dict[str, Any]:
         _roles(conn, ctx, [dormant.pk])
         return saved
     role = ctx.policy.role_for([]) if ctx.policy.uses_roles else None
-    created = user_repo.create_user(conn, ctx.team_pk, resource, base_url=ctx.base_url, role=role)
+    created = user_repo.create_user(
+        conn, ctx.team_pk, resource, base_url=ctx.base_url, role=role, found=found
+    )
     ctx.event("user.created", USER, created["id"], created.get("userName"), {"role": role})
     return created
 

@@ -11,6 +11,7 @@ import functools
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,9 +24,10 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    or_,
+    literal_column,
     select,
     type_coerce,
+    union_all,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -48,7 +50,9 @@ from .query import compile_filter, groups, memberships, sort_expression, users, 
 
 __all__ = [
     "LIVE",
+    "Claimants",
     "check_version",
+    "claimants",
     "create_user",
     "delete_user",
     "find_dormant",
@@ -137,26 +141,25 @@ _CONFLICT = Prepared(
     )
     .limit(1)
 )
-# Two indexed probes (externalId, userName) rather than one OR, which SQLite answers
-# by scanning the team's users: the re-provisioning check runs on every create.
-_DORMANT_COLUMNS = (users.c.pk, users.c.external_id, users.c.user_name_ci)
-_IS_DORMANT = or_(users.c.state == "inactive", users.c.state == "deleted")
-_DORMANT_BY_EXTERNAL_ID = Prepared(
-    select(*_DORMANT_COLUMNS)
-    .where(
-        users.c.team_pk == bindparam("team_pk"),
-        users.c.external_id == bindparam("external_id"),
-        _IS_DORMANT,
-    )
-    .order_by(users.c.pk.desc())
-)
-_DORMANT_BY_USER_NAME = Prepared(
-    select(*_DORMANT_COLUMNS).where(
-        users.c.team_pk == bindparam("team_pk"),
-        users.c.user_name_ci == bindparam("user_name_ci"),
-        _IS_DORMANT,
+# The users a new resource's externalId and userName already name, of any state: one
+# statement of two indexed probes (an OR would have SQLite scan the team's users), run
+# on every create. It tells a re-provisioning (a dormant user to restore) from a 409
+# (a live user holds the userName) from a plain insert (which purges a tombstone
+# holding the userName), where three probes did.
+_CLAIMANT_COLUMNS = (users.c.pk, users.c.state, users.c.external_id, users.c.user_name_ci)
+_CLAIMANTS = Prepared(
+    union_all(
+        select(*_CLAIMANT_COLUMNS, literal_column("1").label("by_external_id")).where(
+            users.c.team_pk == bindparam("team_pk"),
+            users.c.external_id == bindparam("external_id"),
+        ),
+        select(*_CLAIMANT_COLUMNS, literal_column("0").label("by_external_id")).where(
+            users.c.team_pk == bindparam("team_pk"),
+            users.c.user_name_ci == bindparam("user_name_ci"),
+        ),
     )
 )
+_DORMANT = ("inactive", "deleted")
 _BY_PK = Prepared(select(users).where(users.c.pk == bindparam("pk")))
 _INSERT_USER = Prepared(insert(users).returning(users.c.pk))
 _INSERT_VALUES = Prepared(insert(values))
@@ -385,11 +388,21 @@ def _conflict(conn: Connection, team_pk: int, user_name_ci: str, except_pk: int 
     return _CONFLICT.first(conn, params)
 
 
+_LOOK_UP: Any = object()
+"""For :func:`_claim_user_name`: the holder of the userName is not known yet."""
+
+
 def _claim_user_name(
-    conn: Connection, team_pk: int, columns: dict[str, Any], except_pk: int | None
+    conn: Connection,
+    team_pk: int,
+    columns: dict[str, Any],
+    except_pk: int | None,
+    holder: Any = _LOOK_UP,
 ) -> None:
-    """409 when a live user holds the userName; a tombstone holding it is purged."""
-    holder = _conflict(conn, team_pk, columns["user_name_ci"], except_pk)
+    """409 when a live user holds the userName; a tombstone holding it is purged.
+    ``holder``: that user (pk and state) or None, when the caller looked it up."""
+    if holder is _LOOK_UP:
+        holder = _conflict(conn, team_pk, columns["user_name_ci"], except_pk)
     if holder is None:
         return
     if holder.state != "deleted":
@@ -406,30 +419,52 @@ def state_of(active: bool | None) -> str:
     return "inactive" if active is False else "active"
 
 
-def find_dormant(conn: Connection, team_pk: int, resource: dict[str, Any]) -> Row[Any] | None:
-    """An inactive or deleted user this new resource re-provisions: same externalId,
-    else same userName.
+@dataclass(frozen=True, slots=True)
+class Claimants:
+    """What a new User resource's externalId and userName already name in its team
+    (:func:`claimants`): the users of that externalId, and the one user (live,
+    inactive or a tombstone) holding that userName."""
+
+    user_name_ci: str | None
+    by_external_id: list[Any]
+    holder: Any | None
+
+
+def claimants(conn: Connection, team_pk: int, resource: dict[str, Any]) -> Claimants:
+    """The users a create of ``resource`` must reckon with, in one statement."""
+    ext, name = resource.get("externalId"), fold(resource.get("userName"))
+    # Without an externalId, ``external_id = NULL`` matches nothing: that half finds no row.
+    rows = _CLAIMANTS.rows(conn, {"team_pk": team_pk, "external_id": ext, "user_name_ci": name})
+    holder = next((r for r in rows if not r.by_external_id), None)
+    return Claimants(name, [r for r in rows if r.by_external_id], holder)
+
+
+def find_dormant(
+    conn: Connection,
+    team_pk: int,
+    resource: dict[str, Any],
+    found: Claimants | None = None,
+) -> Row[Any] | None:
+    """An inactive or deleted user this new resource re-provisions: same externalId
+    (the latest such user), else same userName.
 
     A userName match never restores a user whose externalId says it is another
     identity: a recycled userName (a new hire given a former employee's address) must
     not inherit the old account, its id, memberships and role."""
-    ext, name = resource.get("externalId"), fold(resource.get("userName"))
-    pick = None
-    if ext is not None:
-        pick = _DORMANT_BY_EXTERNAL_ID.first(conn, {"team_pk": team_pk, "external_id": ext})
-    if pick is None:
-        candidates = _DORMANT_BY_USER_NAME.rows(conn, {"team_pk": team_pk, "user_name_ci": name})
-        pick = next(
-            (
-                c
-                for c in candidates
-                if c.user_name_ci == name and (ext is None or c.external_id is None)
-            ),
-            None,
-        )
+    found = found or claimants(conn, team_pk, resource)
+    dormant = [r.pk for r in found.by_external_id if r.state in _DORMANT]
+    pick: int | None = max(dormant) if dormant else None
+    holder = found.holder
+    if (
+        pick is None
+        and holder is not None
+        and holder.state in _DORMANT
+        and (resource.get("externalId") is None or holder.external_id is None)
+    ):
+        pick = holder.pk
     if pick is None:
         return None
-    row: Row[Any] | None = _BY_PK.first(conn, {"pk": pick.pk})
+    row: Row[Any] | None = _BY_PK.first(conn, {"pk": pick})
     return row
 
 
@@ -440,15 +475,19 @@ def create_user(
     *,
     base_url: str,
     role: str | None = None,
+    found: Claimants | None = None,
 ) -> dict[str, Any]:
     """Insert a canonical User; 409 ``uniqueness`` when its userName is taken.
+    ``found``: :func:`claimants` of ``resource``, when the caller has them.
 
     A user created without ``active`` is active: the server's default (a later PATCH
     that removes ``active`` leaves it unassigned, as RFC 7644 §3.5.2.2 says)."""
     columns, value_rows = user_to_rows(resource)
     if columns["active"] is None:
         columns["active"] = True
-    _claim_user_name(conn, team_pk, columns, None)
+    known = found is not None and found.user_name_ci == columns["user_name_ci"]
+    holder = found.holder if known and found is not None else _LOOK_UP
+    _claim_user_name(conn, team_pk, columns, None, holder)
     now = utcnow()
     user_id = str(uuid.uuid4())
     doc = _document(user_id, columns, value_rows)
