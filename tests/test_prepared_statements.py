@@ -10,6 +10,7 @@ transaction (a rollback undoes them), and unsupported statements are refused.
 from __future__ import annotations
 
 import functools
+import itertools
 import threading
 import uuid
 from collections.abc import Iterator
@@ -18,13 +19,14 @@ from typing import Any
 
 import anyio
 import pytest
-from sqlalchemy import Connection, bindparam, event, insert, select, tuple_
+from sqlalchemy import Connection, bindparam, event, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from gateway.store import fast
 from gateway.store.bootstrap import prepare_database
 from gateway.store.db import Database, make_engine
-from gateway.store.fast import SIZED_PLANS, Prepared
+from gateway.store.fast import KEYED_PLANS, SIZED_PLANS, Prepared
 from gateway.store.tables import Team
 
 teams = Team.__table__  # type: ignore[attr-defined]
@@ -273,6 +275,36 @@ def test_plans_for_list_lengths_are_bounded(db: Database) -> None:
             assert len(found) == min(size, 3)
         (plan,) = by_slugs._plans.values()
     assert len(plan._sized) == SIZED_PLANS
+
+
+def test_plans_for_sets_of_columns_are_bounded(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An update compiles once per set of columns it is given (a user's write sets
+    those that changed): past KEYED_PLANS sets (made small here), the first kept go,
+    and each call still sets what it was given."""
+    assert KEYED_PLANS >= 64
+    monkeypatch.setattr(fast, "KEYED_PLANS", 10)
+    update_team = Prepared(update(teams).where(teams.c.slug == bindparam("b_slug")))
+    with db.transaction(write=True) as conn:
+        conn.execute(insert(teams), _rows("keyed", 1))
+    values = {
+        "name": "Renamed",
+        "scim_enabled": False,
+        "options": {"n": 1},
+        "default_adapter": "okta",
+        "created": CREATED + timedelta(days=1),
+        "config_digest": "d" * 64,
+    }
+    sets = [s for n in range(1, 7) for s in itertools.combinations(values, n)]
+    with db.transaction(write=True) as conn:
+        for subset in [*sets, *sets]:
+            params = {column: values[column] for column in subset}
+            assert update_team.run(conn, {**params, "b_slug": f"keyed-0-{SUFFIX}"}) == 1
+            assert len(update_team._plans) <= 10
+        stored = _BY_SLUG.first(conn, {"slug": f"keyed-0-{SUFFIX}"})
+    assert len(update_team._plans) == 10
+    assert {column: getattr(stored, column) for column in values} == values
 
 
 @pytest.mark.parametrize("size", SIZES)

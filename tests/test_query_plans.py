@@ -741,6 +741,29 @@ def test_each_hot_query_uses_its_index(client: TestClient, seeded: Seeded, hot: 
     assert not problems, report(hot, response, statements, by_stats)
 
 
+def test_a_deactivation_sets_only_what_changed(client: TestClient, seeded: Seeded) -> None:
+    """A user's write sets the columns whose values change, and no other: a
+    deactivation leaves the userName's, externalId's and id's index entries alone (an
+    UPDATE that sets a column rewrites its index entries, even to the same value), and
+    the user reads back as before but for ``active`` and ``meta``."""
+    user_id = seeded.user_ids[20]
+    before = client.get(f"/scim/v2/Users/{user_id}").json()
+    with recorded(client) as seen:
+        response = _deactivate(client, user_id)
+    assert response.status_code == 200, response.text
+    (update,) = [s for s in seen if verb(s) == "UPDATE" and s.touches("scim_user")]
+    assigned = update.sql.split(" SET ", 1)[1].split(" WHERE ", 1)[0]
+    for column in ("user_name", "user_name_ci", "external_id", "team_pk", "given_name"):
+        assert not re.search(rf"\b{column}\s*=", assigned), assigned
+    for column in ("active", "state", "last_modified", "rendered", "version"):
+        assert re.search(rf"\b{column}\s*=", assigned), assigned
+    after = client.get(f"/scim/v2/Users/{user_id}").json()
+    assert after["active"] is False
+    assert {k: v for k, v in after.items() if k not in ("active", "meta")} == {
+        k: v for k, v in before.items() if k not in ("active", "meta")
+    }
+
+
 # --- the check itself ----------------------------------------------------------------
 
 

@@ -38,7 +38,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
 
-__all__ = ["FastRow", "Prepared"]
+__all__ = ["KEYED_PLANS", "SIZED_PLANS", "FastRow", "Prepared"]
 
 _GIVEN, _FIXED, _DEFAULT, _ITEM = 0, 1, 2, 3
 
@@ -48,6 +48,11 @@ past that, the first kept goes. A new size costs a fraction of a millisecond (an
 expansion by SQLAlchemy, or the one-row ``VALUES`` group repeated), where compiling
 a 100-row insert anew would cost 10 ms; an IdP sends a few sizes again and again
 (one member, its batch size)."""
+
+KEYED_PLANS = 256
+"""Plans kept per statement for sets of columns (an insert's or update's, per call);
+past that, the first kept goes. A user's update sets the columns that changed, so
+clients that change many different combinations of attributes make many sets."""
 
 _Bind = tuple[str, str, int, Any, Callable[[Any], Any] | None]
 """(rendered name, caller's key, where its value comes from, fixed or default value
@@ -398,12 +403,13 @@ class Prepared:
     shares that transaction's connection.
     """
 
-    __slots__ = ("_keyed", "_plans", "_row_plans", "stmt")
+    __slots__ = ("_keyed", "_lock", "_plans", "_row_plans", "stmt")
 
     def __init__(self, stmt: ClauseElement) -> None:
         self.stmt = stmt
         self._plans: dict[tuple[str, tuple[str, ...] | None], _Plan] = {}
         self._row_plans: dict[tuple[str, tuple[str, ...]], _Plan] = {}
+        self._lock = threading.Lock()
         # Inserts and updates compile for the columns a call gives.
         self._keyed = bool(getattr(stmt, "is_insert", False) or getattr(stmt, "is_update", False))
 
@@ -411,7 +417,13 @@ class Prepared:
         dialect = conn.dialect
         plan = self._plans.get((dialect.name, keys))
         if plan is None:
-            plan = self._plans[(dialect.name, keys)] = _Plan(self.stmt, dialect, keys)
+            plan = _Plan(self.stmt, dialect, keys)
+            with self._lock:
+                # An update compiles per set of columns it sets (a user's, those that
+                # changed): bounded, as the sized plans are.
+                while len(self._plans) >= KEYED_PLANS:
+                    self._plans.pop(next(iter(self._plans)), None)
+                self._plans[(dialect.name, keys)] = plan
         return plan
 
     def _plan_for(self, conn: Connection, params: Mapping[str, Any]) -> _Plan:

@@ -169,6 +169,8 @@ _UPDATE_USER = Prepared(
     .where(users.c.pk == bindparam("b_pk"))
     .values(version=users.c.version + 1, rendered_version=users.c.version + 1)
 )
+_ALWAYS_SET = frozenset({"last_modified", "rendered"})
+"""What every SCIM write of a user sets, with ``version``, whatever else changed."""
 # For statements whose rows are only rendered (a list page shows 200 timestamps):
 # ``created`` and ``lastModified`` read as SQLite stores them (text, UTC) are turned
 # into ``meta``'s form by slicing (``common.iso``), instead of being parsed into
@@ -564,8 +566,12 @@ def save_user(
     now = utcnow()
     doc = _document(row.id, columns, value_rows)
     written = {**columns, **extra, "last_modified": now, "rendered": _serialized(doc)}
+    # Only the columns whose values change are set: SQLite rewrites the entries of
+    # every index on a column an UPDATE sets, changed or not (a deactivation set all
+    # 35 columns, and rewrote the user's entries in its four indexes).
+    changed = {k: v for k, v in written.items() if k in _ALWAYS_SET or getattr(row, k) != v}
     try:
-        _UPDATE_USER.run(conn, {**written, "b_pk": row.pk})
+        _UPDATE_USER.run(conn, {**changed, "b_pk": row.pk})
     except IntegrityError as exc:
         raise _uniqueness(columns["user_name"]) from exc
     # The value rows are a function of the multi-valued attributes alone: when those
