@@ -91,6 +91,13 @@ _FIND_STMT = select(users).where(
 )
 _FIND = Prepared(_FIND_STMT)
 _FIND_FOR_UPDATE = Prepared(_FIND_STMT.with_for_update())
+# What a delete needs of the row (its pk, its version for If-Match, and the id and
+# userName its event names): converting the whole row's 35 columns was a tenth of it.
+_FIND_TO_DELETE = Prepared(
+    select(users.c.pk, users.c.id, users.c.user_name, users.c.version)
+    .where(users.c.team_pk == bindparam("team_pk"), users.c.id == bindparam("user_id"), LIVE)
+    .with_for_update()
+)
 _VALUES_OF = Prepared(
     select(values.c.user_pk, *_VALUE_FIELDS)
     .where(values.c.user_pk.in_(bindparam("pks", expanding=True)))
@@ -204,8 +211,17 @@ _BY_USER_NAME = Prepared(
 )
 
 
-def _find_row(conn: Connection, team_pk: int, user_id: str, *, lock: bool = False) -> Row[Any]:
-    stmt = _FIND_FOR_UPDATE if lock and conn.dialect.name == "postgresql" else _FIND
+def _find_row(
+    conn: Connection,
+    team_pk: int,
+    user_id: str,
+    *,
+    lock: bool = False,
+    stmt: Prepared | None = None,
+) -> Row[Any]:
+    """The live user's row (``stmt``: a narrower read of it, locked on PostgreSQL)."""
+    if stmt is None:
+        stmt = _FIND_FOR_UPDATE if lock and conn.dialect.name == "postgresql" else _FIND
     row: Row[Any] | None = stmt.first(conn, {"team_pk": team_pk, "user_id": user_id})
     if row is None:
         raise NotFound(f"User {user_id} not found.")
@@ -695,9 +711,10 @@ def delete_user(
     tombstone: bool = False,
 ) -> Row[Any]:
     """Delete a user at once, or leave a tombstone: hidden from SCIM, out of its
-    groups, restorable by a re-POST until it is purged. Returns the row as it was."""
+    groups, restorable by a re-POST until it is purged. Returns what it was: its pk,
+    id, userName and version."""
     _lock_groups_of(conn, team_pk, user_id)
-    row = _find_row(conn, team_pk, user_id, lock=True)
+    row = _find_row(conn, team_pk, user_id, stmt=_FIND_TO_DELETE)
     check_version(row, if_match)
     if not tombstone:
         _purge(conn, [row.pk])
