@@ -196,9 +196,11 @@ def _delete_user(conn: Connection, ctx: Ctx, user_id: str, if_match: set[str] | 
 
 
 def _member_events(ctx: Ctx, group_id: str, kind: str, members: list[Member]) -> None:
-    for member_id, member_type, _pk in members:
-        changes = {"group": group_id, "member": member_id, "member_type": member_type}
-        ctx.event(kind, GROUP, group_id, None, changes)
+    changes = [
+        {"group": group_id, "member": member_id, "member_type": member_type}
+        for member_id, member_type, _pk in members
+    ]
+    ctx.events_of(kind, GROUP, group_id, None, changes)
 
 
 def _apply_members(
