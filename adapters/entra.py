@@ -26,10 +26,11 @@ returned with its group memberships ([TUTORIAL] "Soft-deleting a user", [HOW]
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from plugins import Adapter, AdapterRegistry, Inbound, Outbound, hookimpl
 from plugins.adapter import ENTERPRISE_USER
@@ -57,6 +58,30 @@ _PATH = re.compile(
     r"(?:\[(?P<filter>[^\]]*)\])?(?:\.(?P<sub>[A-Za-z$][\w$-]*))?",
     re.IGNORECASE,
 )
+
+
+class _Parts(NamedTuple):
+    """A PATCH path's parts, as :data:`_PATH` reads them."""
+
+    urn: str | None
+    attr: str
+    filter: str | None
+    sub: str | None
+
+
+@functools.lru_cache(maxsize=1024)
+def _path_parts(path: str) -> _Parts | None:
+    """``path``'s parts, or None when it is not a path :data:`_PATH` reads. Cached: an
+    IdP sends the same few paths again and again, and each operation asks up to three
+    times (a five-operation PATCH matched the pattern ten times)."""
+    match = _PATH.fullmatch(path.strip())
+    if match is None:
+        return None
+    return _Parts(
+        match.group("urn"), match.group("attr"), match.group("filter"), match.group("sub")
+    )
+
+
 _TYPE_FILTER = re.compile(r'\s*type\s+eq\s+"((?:[^"\\]|\\.)*)"\s*', re.IGNORECASE)
 
 # Filter text as tokens: JSON strings, whitespace, brackets, bare words, a lone quote.
@@ -243,11 +268,11 @@ def _create_missing(op: dict[str, Any], types: _Types) -> dict[str, Any]:
     name, path, value = _get(op, "op"), _get(op, "path"), _get(op, "value")
     if not isinstance(name, str) or not isinstance(path, str):
         return op
-    match = _PATH.fullmatch(path.strip())
-    if match is None or match.group("filter") is None:
+    parts = _path_parts(path)
+    if parts is None or parts.filter is None:
         return op
-    urn, attr, sub = match.group("urn"), match.group("attr"), match.group("sub")
-    kind = _type_of(match.group("filter"))
+    urn, attr, sub = parts.urn, parts.attr, parts.sub
+    kind = _type_of(parts.filter)
     if kind is None:
         return op
     present = types.of(urn, attr)
@@ -272,11 +297,11 @@ def _track_whole_removal(op: dict[str, Any], types: _Types) -> None:
     name, path = _get(op, "op"), _get(op, "path")
     if not (isinstance(name, str) and name.lower() == "remove" and isinstance(path, str)):
         return
-    match = _PATH.fullmatch(path.strip())
-    if match is None or match.group("filter") is not None or match.group("sub") is not None:
+    parts = _path_parts(path)
+    if parts is None or parts.filter is not None or parts.sub is not None:
         return
     if _get(op, "value") is None:
-        types.of(match.group("urn"), match.group("attr")).clear()
+        types.of(parts.urn, parts.attr).clear()
 
 
 def _standard_values(op: dict[str, Any], resource_type: str) -> dict[str, Any]:
@@ -287,17 +312,17 @@ def _standard_values(op: dict[str, Any], resource_type: str) -> dict[str, Any]:
         if isinstance(value, dict):
             value = _attributes(value, resource_type)
     else:
-        match = _PATH.fullmatch(path.strip())
-        if match is not None:
-            urn, attr, sub = match.group("urn"), match.group("attr"), match.group("sub")
+        parts = _path_parts(path)
+        if parts is not None:
+            urn, attr, sub = parts.urn, parts.attr, parts.sub
             where = None if urn is None else urn.lower()
-            plain = match.group("filter") is None and sub is None
+            plain = parts.filter is None and sub is None
             is_active = (where is None or where in _CORE) and plain and attr.lower() == "active"
             if is_active or (sub is not None and sub.lower() == "primary"):
                 value = _as_bool(value)
             elif sub is None and isinstance(value, list | dict) and attr.lower() != "manager":
                 value = _primaries(value)
-            is_manager = attr.lower() == "manager" and match.group("filter") is None
+            is_manager = attr.lower() == "manager" and parts.filter is None
             if resource_type == "User" and is_manager and where in (None, _ENTERPRISE):
                 # [TUTORIAL] "Example 5" patches the path "manager" (no schema URN).
                 path = f"{ENTERPRISE_USER}:manager" + ("" if sub is None else f".{sub}")

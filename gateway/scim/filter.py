@@ -32,6 +32,7 @@ comparisons with them are meaningless and rejected while parsing.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -576,6 +577,14 @@ def parse_path(text: str, *, max_length: int = 1024) -> PatchPath:
         raise InvalidPath(
             f"Invalid path: {len(text)} characters is longer than the limit of {max_length}."
         )
+    return _parsed_path(text)
+
+
+@functools.lru_cache(maxsize=2048)
+def _parsed_path(text: str) -> PatchPath:
+    """:func:`parse_path` without the length check, cached: an IdP sends the same few
+    paths in PATCH after PATCH, and a path's tree is immutable (frozen dataclasses of
+    strings and numbers), so one parse serves them all. A path that fails is not kept."""
     parser = _Parser(text, 50, 200)
     try:
         return parser.parse_path()

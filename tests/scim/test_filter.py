@@ -467,6 +467,20 @@ def test_parse_path(text: str, expected: PatchPath) -> None:
     assert parse_path(str(parsed)) == parsed
 
 
+def test_a_path_parsed_again_reads_the_same_and_a_bad_one_fails_every_time() -> None:
+    """Parsed paths are kept (an IdP sends the same few in every PATCH): a path read
+    again is the same tree, a failing path fails again with its message, and the length
+    limit holds for a path already kept under a larger limit."""
+    text = 'emails[type eq "work" and value ew "@example.com"].primary'
+    assert parse_path(text) == parse_path(text) == parse_path(str(parse_path(text)))
+    for _ in range(2):
+        with pytest.raises(InvalidPath, match="missing value"):
+            parse_path("emails[type eq]")
+    assert parse_path("name.givenName", max_length=50) == PatchPath(p("name", "givenName"))
+    with pytest.raises(InvalidPath, match="longer than the limit of 10"):
+        parse_path("name.givenName", max_length=10)
+
+
 def test_patch_path_str() -> None:
     assert str(parse_path('emails[type eq "work"].value')) == 'emails[type eq "work"].value'
     assert str(parse_path("name.givenName")) == "name.givenName"
