@@ -829,6 +829,25 @@ _PAGE = Prepared(
     .limit(bindparam("limit"))
     .offset(bindparam("offset"))
 )
+# SQLite: the page's first pk found by skipping ``offset`` entries of the index
+# (team_pk, pk, state) alone, then the page read from there. With a plain OFFSET,
+# SQLite also visited each skipped user's row: the last page of a 100,000-user team
+# took about 12 ms to find against 8 this way (PostgreSQL's planner did not take
+# this form well on small tables; see docs/performance.md).
+_PAGE_START = (
+    select(users.c.pk)
+    .where(users.c.team_pk == bindparam("team_pk"), LIVE)
+    .order_by(users.c.pk)
+    .limit(1)
+    .offset(bindparam("offset"))
+    .scalar_subquery()
+)
+_PAGE_FROM_START = Prepared(
+    select(*_PAGE_COLUMNS)
+    .where(users.c.team_pk == bindparam("team_pk"), LIVE, users.c.pk >= _PAGE_START)
+    .order_by(users.c.pk)
+    .limit(bindparam("limit"))
+)
 _COUNT_LIVE = Prepared(
     select(func.count()).select_from(users).where(users.c.team_pk == bindparam("team_pk"), LIVE)
 )
@@ -843,7 +862,8 @@ def _plain_page(
     rows: list[Any] = []
     if query.count:
         params = {"team_pk": team_pk, "limit": query.count, "offset": query.start_index - 1}
-        rows = _PAGE.rows(conn, params)
+        page = _PAGE_FROM_START if conn.dialect.name == "sqlite" else _PAGE
+        rows = page.rows(conn, params)
     total = total_of_page(
         query, len(rows), lambda: int(_COUNT_LIVE.scalar(conn, {"team_pk": team_pk}))
     )
