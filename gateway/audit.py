@@ -299,7 +299,7 @@ def audit_rows(conn: Connection, events: list[ProvisioningEvent]) -> list[dict[s
     rows = []
     for event in events:
         team_pk, names = team_and_names(conn, event.team, events, teams)
-        display = event.display or names.of(event.resource_type, event.resource_id)
+        display = resource_display(conn, team_pk, event, names)
         rows.append(
             {
                 "team_pk": team_pk,
