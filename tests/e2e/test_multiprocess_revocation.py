@@ -138,10 +138,17 @@ def test_a_revoked_key_is_refused_by_every_worker_at_once(cluster: Cluster) -> N
     assert cluster.statuses(token, 30) == [200] * 30
     assert cluster.statuses(token, 30, parallel=6) == [200] * 30
     if on_linux:
-        # Each worker wrote many answers' worth; an idle one writes tens of bytes.
+        # Each worker wrote many answers' worth; an idle one writes tens of bytes. The
+        # kernel hands new connections to whichever worker accepts first: on a busy
+        # machine one worker can take a whole batch, so more batches are sent (each
+        # must succeed) until both have answered, up to a bound.
         assert len(pids) == WORKERS, pids
-        after = bytes_written(pids)
-        written = {pid: after[pid] - before[pid] for pid in pids}
+        for _ in range(20):
+            after = bytes_written(pids)
+            written = {pid: after[pid] - before[pid] for pid in pids}
+            if all(n > 4096 for n in written.values()):
+                break
+            assert cluster.statuses(token, 30, parallel=6) == [200] * 30
         assert all(n > 4096 for n in written.values()), written
 
     [key] = list_keys(cluster.gateway.db, slug)
