@@ -30,7 +30,7 @@ from .logging_setup import is_sensitive as secret_named
 from .logging_setup import on_sensitive_marked
 from .scim.schemas import GROUP, USER, Attribute
 from .store.common import team_check
-from .store.db import Database, scratch
+from .store.db import Database, kept_names, scratch
 from .store.fast import Prepared
 from .store.query import groups, users
 from .store.tables import AuditRecord, Team
@@ -113,10 +113,7 @@ def redact_changes(value: Any) -> Any:
                 out[key] = v if type(v) in _SCALARS else redact_changes(v)
         return out
     if isinstance(value, Mapping):
-        return {
-            str(k): REDACTED if is_sensitive(str(k)) else redact_changes(v)
-            for k, v in value.items()
-        }
+        return redact_changes(dict(value))
     if isinstance(value, list | tuple):
         return [redact_changes(v) for v in value]
     if isinstance(value, str):
@@ -157,8 +154,8 @@ class Names:
     event. A 100-member PATCH records 100 events.
 
     What the write itself read or wrote is not looked up: the userNames of the members
-    it added and the displayNames of the groups it changed, kept in the transaction's
-    scratch (see gateway.store.groups) as they are now in it."""
+    it added and the displayNames of the groups it changed, kept by the store
+    (:func:`~gateway.store.db.kept_names`) as they are now in it."""
 
     def __init__(self, conn: Connection, team_pk: int, events: Iterable[ProvisioningEvent]):
         wanted: dict[str, set[str]] = {"User": set(), "Group": set()}
@@ -168,21 +165,21 @@ class Names:
             if event.kind in _MEMBER_KINDS:
                 member_type = "Group" if event.changes.get("member_type") == "Group" else "User"
                 wanted[member_type].add(str(event.changes.get("member", "")))
-        self.users: dict[str, str] = {}
-        self.groups: dict[str, str] = {}
+        self.users: dict[str, str | None] = {}
+        self.groups: dict[str, str | None] = {}
         # Most writes name what they changed (a create, a PATCH): nothing to look up.
         if wanted["User"]:
-            self.users = self._lookup(conn, _USER_NAMES, team_pk, wanted["User"], "user_names")
+            self.users = self._lookup(conn, _USER_NAMES, team_pk, wanted["User"], "User")
         if wanted["Group"]:
-            self.groups = self._lookup(conn, _GROUP_NAMES, team_pk, wanted["Group"], "group_names")
+            self.groups = self._lookup(conn, _GROUP_NAMES, team_pk, wanted["Group"], "Group")
 
     @staticmethod
     def _lookup(
-        conn: Connection, stmt: Prepared, team_pk: int, ids: set[str], kept: str
-    ) -> dict[str, str]:
-        """The names of ``ids``: those the write kept (scratch ``kept:<team_pk>``),
-        then the others as the database has them."""
-        known: dict[str, str] = scratch(conn).get(f"{kept}:{team_pk}", {})
+        conn: Connection, stmt: Prepared, team_pk: int, ids: set[str], resource_type: str
+    ) -> dict[str, str | None]:
+        """The names of ``ids``: those the write kept (:func:`kept_names`), then the
+        others as the database has them."""
+        known = kept_names(conn, resource_type, team_pk)
         found = {i: known[i] for i in ids if i in known}
         wanted = sorted(ids - found.keys())
         for i in range(0, len(wanted), _CHUNK):
@@ -288,7 +285,7 @@ def team_and_names(
 
 
 def _utc(value: datetime) -> datetime:
-    if value.tzinfo is UTC:  # every event's (routes.common.Ctx.event)
+    if value.tzinfo is UTC:  # every event's (routes.common.Ctx.events_of)
         return value
     return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 

@@ -119,11 +119,7 @@ def _restored_events(ctx: Ctx, was: str, before: dict[str, Any], after: dict[str
 def _create_user(conn: Connection, ctx: Ctx, body: Any) -> dict[str, Any]:
     resource = _inbound_resource(ctx, USER, "POST", body)
     found = user_repo.claimants(conn, ctx.team_pk, resource)
-    dormant = (
-        user_repo.find_dormant(conn, ctx.team_pk, resource, found)
-        if ctx.policy.reprovision
-        else None
-    )
+    dormant = user_repo.find_dormant(conn, resource, found) if ctx.policy.reprovision else None
     if dormant is not None:
         before = user_repo.render_users(conn, [dormant], base_url=ctx.base_url, projection=None)
         saved = user_repo.save_user(

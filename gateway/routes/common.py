@@ -33,7 +33,6 @@ T = TypeVar("T")
 __all__ = ["Ctx", "body", "context", "list_query", "list_response", "parse_sort_by"]
 
 
-_EVENT = ProvisioningEvent
 _EVENT_FIELDS = (
     "kind",
     "team",
@@ -131,7 +130,8 @@ class Ctx:
         occurred_at = events[0].occurred_at if events else datetime.now(UTC)
         principal = self.principal
         team, key_id, key_name = principal.team_slug, principal.key_id, principal.key_name
-        adapter, request_id, rt_name, make = self.adapter.name, self.request_id, rt.name, _EVENT
+        adapter, request_id, rt_name = self.adapter.name, self.request_id, rt.name
+        make = ProvisioningEvent
         # Positional (cheaper than by keyword): _EVENT_FIELDS pins the fields' order.
         events.extend(
             [

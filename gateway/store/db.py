@@ -45,6 +45,15 @@ def scratch(conn: Connection) -> dict[str, Any]:
     return found
 
 
+def kept_names(conn: Connection, resource_type: str, team_pk: int) -> dict[str, str | None]:
+    """The names (userNames, group displayNames, by ``resource_type``) of the team's
+    resources that the current write read or wrote, by id, as they are now in it: kept
+    in :func:`scratch` by the store, so that the write's audit records (see
+    ``audit.Names``) need no lookup of their own."""
+    names: dict[str, str | None] = scratch(conn).setdefault(f"names:{resource_type}:{team_pk}", {})
+    return names
+
+
 P = ParamSpec("P")
 T = TypeVar("T")
 

@@ -160,6 +160,20 @@ def _splatted(
     return out
 
 
+def _keep(
+    cache: dict[Any, _Plan], lock: threading.Lock, key: Any, plan: _Plan, limit: int
+) -> _Plan:
+    """Keep ``plan`` under ``key`` in ``cache``, dropping the oldest kept past ``limit``.
+
+    Readers only ``get``; adding and evicting take ``lock``, so that no thread evicts
+    while another walks the dict (PostgreSQL's requests run on worker threads)."""
+    with lock:
+        while len(cache) >= limit:
+            cache.pop(next(iter(cache)), None)
+        cache[key] = plan
+    return plan
+
+
 def _is_datetime(type_: Any) -> bool:
     impl = type_.impl if isinstance(type_, TypeDecorator) else type_
     return isinstance(impl, DateTime)
@@ -275,18 +289,10 @@ class _Plan:
                 self.converted.append((index, process))
 
     def _kept(self, size: Any, make: Callable[[], _Plan]) -> _Plan:
-        """The derived plan for ``size``, made once and kept (at most SIZED_PLANS).
-
-        Readers only ``get``; adding and evicting (the oldest added) take the lock, so
-        that no thread evicts while another walks the dict (PostgreSQL's requests run
-        on worker threads)."""
+        """The derived plan for ``size``, made once and kept (at most SIZED_PLANS)."""
         plan = self._sized.get(size)
         if plan is None:
-            plan = make()
-            with self._lock:
-                while len(self._sized) >= SIZED_PLANS:
-                    del self._sized[next(iter(self._sized))]
-                self._sized[size] = plan
+            plan = _keep(self._sized, self._lock, size, make(), SIZED_PLANS)
         return plan
 
     def _derived(self, sql: str, parameters: Callable[[Any], Any]) -> _Plan:
@@ -417,13 +423,10 @@ class Prepared:
         dialect = conn.dialect
         plan = self._plans.get((dialect.name, keys))
         if plan is None:
+            # An update compiles per set of columns it sets (a user's, those that
+            # changed): bounded, as the sized plans are.
             plan = _Plan(self.stmt, dialect, keys)
-            with self._lock:
-                # An update compiles per set of columns it sets (a user's, those that
-                # changed): bounded, as the sized plans are.
-                while len(self._plans) >= KEYED_PLANS:
-                    self._plans.pop(next(iter(self._plans)), None)
-                self._plans[(dialect.name, keys)] = plan
+            _keep(self._plans, self._lock, (dialect.name, keys), plan, KEYED_PLANS)
         return plan
 
     def _plan_for(self, conn: Connection, params: Mapping[str, Any]) -> _Plan:

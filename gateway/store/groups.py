@@ -21,7 +21,7 @@ from ..scim.filter import Compare, Node
 from ..scim.projection import Projection
 from ..scim.schemas import GROUP
 from .common import ListQuery, Page, etag, meta, page_total, team_check, utcnow
-from .db import scratch
+from .db import kept_names
 from .fast import Prepared
 from .mapping import group_from_row, group_to_row
 from .query import compile_filter, groups, member_condition, memberships, sort_expression, users
@@ -122,15 +122,6 @@ _ADD_MEMBERS = {
 }
 
 
-def _group_names(conn: Connection, team_pk: int) -> dict[str, str | None]:
-    """The displayNames of the team's groups this transaction read or wrote, by id, as
-    they are now in it: the audit record of a membership change names its group (see
-    audit.Names), which then needs no lookup. Kept by every function here that reads
-    a group for a write or changes its name."""
-    names: dict[str, str | None] = scratch(conn).setdefault(f"group_names:{team_pk}", {})
-    return names
-
-
 def _find_row(conn: Connection, team_pk: int, group_id: str, *, lock: bool = False) -> Row[Any]:
     stmt = _FIND_FOR_UPDATE if lock and conn.dialect.name == "postgresql" else _FIND
     row: Row[Any] | None = stmt.first(conn, {"team_pk": team_pk, "group_id": group_id})
@@ -218,7 +209,7 @@ def _resolve_members(
     wanted = list(dict.fromkeys(str(m.get("value")) for m in members))
     found: dict[str, dict[str, Any]] = {}
     # The audit record of each added member names it: kept for that step (audit.Names).
-    names: dict[str, str] = scratch(conn).setdefault(f"user_names:{team_pk}", {})
+    names = kept_names(conn, "User", team_pk)
     for i in range(0, len(wanted), _CHUNK):
         chunk = wanted[i : i + _CHUNK]
         for user in _USERS_BY_ID.rows(conn, {"team_pk": team_pk, "ids": chunk}):
@@ -230,7 +221,7 @@ def _resolve_members(
                 if row.pk == group_pk:
                     raise InvalidValue("A group cannot be a member of itself.")
                 found[row.id] = {"user_pk": None, "child_group_pk": row.pk, "id": row.id}
-                _group_names(conn, team_pk)[row.id] = row.display_name
+                kept_names(conn, "Group", team_pk)[row.id] = row.display_name
     unknown = [v for v in wanted if v not in found]
     if unknown:
         raise InvalidValue(
@@ -290,11 +281,11 @@ def remove_members(
         one = _REMOVE_USER.rows(conn, params)
         # The audit record names the member: kept for that step (audit.Names).
         if one:
-            scratch(conn).setdefault(f"user_names:{team_pk}", {})[ids[0]] = one[0].name
+            kept_names(conn, "User", team_pk)[ids[0]] = one[0].name
             return [(ids[0], "User", r.user_pk) for r in one]
         one = _REMOVE_CHILD_GROUP.rows(conn, params)
         if one:
-            _group_names(conn, team_pk)[ids[0]] = one[0].name
+            kept_names(conn, "Group", team_pk)[ids[0]] = one[0].name
         return [(ids[0], "Group", None) for r in one]
     removed: list[Member] = []
     for i in range(0, len(ids), _CHUNK):
@@ -383,7 +374,7 @@ def create_group(
             "version": 1,
         },
     ).scalar_one()
-    _group_names(conn, team_pk)[group_id] = columns["display_name"]
+    kept_names(conn, "Group", team_pk)[group_id] = columns["display_name"]
     add_members(conn, team_pk, group_pk, resource.get("members") or [])
     row = _find_row(conn, team_pk, group_id)
     return render_groups(conn, [row], base_url=base_url, projection=None)[0]
@@ -410,7 +401,7 @@ def load_group(
     """The locked row and its attributes without members, for a read-modify-write."""
     row = _find_row(conn, team_pk, group_id, lock=True)
     check_version(row, if_match)
-    _group_names(conn, team_pk)[row.id] = row.display_name
+    kept_names(conn, "Group", team_pk)[row.id] = row.display_name
     doc = group_from_row(row._mapping)
     return row, {"schemas": doc.pop("schemas"), "id": row.id, **doc}
 
@@ -423,7 +414,7 @@ def save_group(conn: Connection, row: Row[Any], resource: dict[str, Any]) -> Non
         .where(groups.c.pk == row.pk)
         .values(**columns, last_modified=utcnow(), version=groups.c.version + 1)
     )
-    _group_names(conn, row.team_pk)[row.id] = columns["display_name"]
+    kept_names(conn, "Group", row.team_pk)[row.id] = columns["display_name"]
 
 
 def delete_group(
@@ -432,7 +423,7 @@ def delete_group(
     """Delete a group; returns its row and the pks of the users that were its members."""
     row = _find_row(conn, team_pk, group_id, lock=True)
     check_version(row, if_match)
-    _group_names(conn, team_pk).pop(row.id, None)
+    kept_names(conn, "Group", team_pk).pop(row.id, None)
     # Its parent groups lose a member: they get a new version (see users.delete_user).
     parents = select(memberships.c.group_pk).where(memberships.c.child_group_pk == row.pk)
     conn.execute(

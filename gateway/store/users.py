@@ -457,19 +457,13 @@ def claimants(conn: Connection, team_pk: int, resource: dict[str, Any]) -> Claim
     return Claimants(name, [r for r in rows if r.by_external_id], holder)
 
 
-def find_dormant(
-    conn: Connection,
-    team_pk: int,
-    resource: dict[str, Any],
-    found: Claimants | None = None,
-) -> Row[Any] | None:
-    """An inactive or deleted user this new resource re-provisions: same externalId
-    (the latest such user), else same userName.
+def find_dormant(conn: Connection, resource: dict[str, Any], found: Claimants) -> Row[Any] | None:
+    """An inactive or deleted user this new resource re-provisions, from its
+    :func:`claimants`: same externalId (the latest such user), else same userName.
 
     A userName match never restores a user whose externalId says it is another
     identity: a recycled userName (a new hire given a former employee's address) must
     not inherit the old account, its id, memberships and role."""
-    found = found or claimants(conn, team_pk, resource)
     dormant = [r.pk for r in found.by_external_id if r.state in _DORMANT]
     pick: int | None = max(dormant) if dormant else None
     holder = found.holder
@@ -503,8 +497,9 @@ def create_user(
     columns, value_rows = user_to_rows(resource)
     if columns["active"] is None:
         columns["active"] = True
-    known = found is not None and found.user_name_ci == columns["user_name_ci"]
-    holder = found.holder if known and found is not None else _LOOK_UP
+    holder = _LOOK_UP
+    if found is not None and found.user_name_ci == columns["user_name_ci"]:
+        holder = found.holder
     _claim_user_name(conn, team_pk, columns, None, holder)
     now = utcnow()
     user_id = str(uuid.uuid4())
@@ -832,8 +827,8 @@ _PAGE = Prepared(
 # SQLite: the page's first pk found by skipping ``offset`` entries of the index
 # (team_pk, pk, state) alone, then the page read from there. With a plain OFFSET,
 # SQLite also visited each skipped user's row: the last page of a 100,000-user team
-# took about 12 ms to find against 8 this way (PostgreSQL's planner did not take
-# this form well on small tables; see docs/performance.md).
+# took about 18 ms to read against 13 this way (docs/performance.md, item 31, where
+# also: PostgreSQL's planner did not take this form well on small tables).
 _PAGE_START = (
     select(users.c.pk)
     .where(users.c.team_pk == bindparam("team_pk"), LIVE)
