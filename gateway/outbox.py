@@ -48,6 +48,7 @@ from .audit import (
     team_pk_of,
 )
 from .config import ConfigError, Settings, WebhookSettings
+from .ids import new_id
 from .store.common import iso
 from .store.db import Database
 from .store.fast import Prepared
@@ -140,7 +141,7 @@ def outbox_recorder(
             if not urls:
                 continue
             team_pk, names = team_and_names(conn, event.team, events, teams)
-            event_id = str(uuid.uuid4())
+            event_id = new_id()
             display = resource_display(conn, team_pk, event, names)
             document = event_document(event_id, event, display)
             body = json.dumps(document, separators=(",", ":"), ensure_ascii=False)

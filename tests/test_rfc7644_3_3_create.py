@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+import uuid
+from datetime import datetime
+
 from starlette.testclient import TestClient
 
 from tests.conftest import GROUP_SCHEMA, USER_SCHEMA, new_group, new_user
@@ -71,6 +75,28 @@ def test_server_assigned_id_and_meta_replace_the_clients(client: TestClient) -> 
 def test_each_created_user_gets_its_own_id(client: TestClient) -> None:
     ids = {new_user(client, f"user{i}")["id"] for i in range(3)}
     assert len(ids) == 3
+
+
+def test_ids_are_version_7_uuids_that_begin_with_the_creation_time(client: TestClient) -> None:
+    # The id's form is the service provider's choice (RFC 7643 §3.1). Ours begin with
+    # the time, so that each new row lands at the end of the id indexes
+    # (gateway/ids.py); they are still UUIDs, and still distinct within a millisecond.
+    first = new_user(client, "first")
+    time.sleep(0.002)
+    later = [new_user(client, f"later{i}") for i in range(5)]
+    group = new_group(client, "after them")
+    made = [first, *later, group]
+
+    parsed = [uuid.UUID(resource["id"]) for resource in made]
+    assert [u.version for u in parsed] == [7] * len(made)
+    assert {u.variant for u in parsed} == {uuid.RFC_4122}
+    assert [str(u) for u in parsed] == [resource["id"] for resource in made]
+    assert len(set(parsed)) == len(made)
+    # The first 48 bits are the creation's Unix time in milliseconds.
+    created = datetime.fromisoformat(first["meta"]["created"].replace("Z", "+00:00"))
+    millis = [u.int >> 80 for u in parsed]
+    assert abs(millis[0] - int(created.timestamp() * 1000)) <= 1
+    assert all(later_ms > millis[0] for later_ms in millis[1:])
 
 
 def test_password_is_accepted_but_never_returned(client: TestClient) -> None:

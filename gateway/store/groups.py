@@ -8,7 +8,6 @@ member rows are never queried.
 
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ..ids import new_id
 from ..scim.errors import InvalidValue, NotFound
 from ..scim.filter import Compare, Node
 from ..scim.projection import Projection
@@ -362,7 +362,7 @@ def create_group(
 ) -> dict[str, Any]:
     columns = group_to_row(resource)
     now = utcnow()
-    group_id = str(uuid.uuid4())
+    group_id = new_id()
     group_pk = conn.execute(
         insert(groups).returning(groups.c.pk),
         {

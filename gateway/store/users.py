@@ -8,7 +8,6 @@ user of another team is simply not found.
 from __future__ import annotations
 
 import functools
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from ..ids import new_id
 from ..scim.errors import NotFound, PreconditionFailed, Uniqueness
 from ..scim.filter import Compare
 from ..scim.projection import Projection
@@ -502,7 +502,7 @@ def create_user(
         holder = found.holder
     _claim_user_name(conn, team_pk, columns, None, holder)
     now = utcnow()
-    user_id = str(uuid.uuid4())
+    user_id = new_id()
     doc = _document(user_id, columns, value_rows)
     fresh = {
         **columns,
