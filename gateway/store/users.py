@@ -189,8 +189,8 @@ _RENDERED_COLUMNS = [
     else column
     for column in users.c
 ]
-# A list page reads what a current ``rendered`` document needs; render_users reads the
-# other columns of the rows that have none (_COLUMNS_OF).
+# A list page, and the userName lookup, read what a current ``rendered`` document
+# needs; render_users reads the other columns of the rows that have none (_COLUMNS_OF).
 _PAGE_COLUMNS = [
     column
     for column in _RENDERED_COLUMNS
@@ -201,7 +201,7 @@ _COLUMNS_OF = Prepared(
     select(*_RENDERED_COLUMNS).where(users.c.pk.in_(bindparam("pks", expanding=True)))
 )
 _BY_USER_NAME = Prepared(
-    select(*_RENDERED_COLUMNS)
+    select(*_PAGE_COLUMNS)
     .where(
         users.c.team_pk == bindparam("team_pk"),
         users.c.user_name_ci == bindparam("user_name_ci"),
