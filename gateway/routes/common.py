@@ -253,13 +253,17 @@ and a number every database and JSON encoder can hold."""
 def _int(name: str, raw: Any, default: int) -> int:
     if raw is None or raw == "":
         return default
-    shown = repr(raw) if len(repr(raw)) <= 40 else repr(raw)[:37] + "..."
     if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
-        raise InvalidValue(f"'{name}' must be an integer, not {shown}.")
+        raise _not_an_integer(name, raw)
     try:
         return int(raw)
     except (TypeError, ValueError, OverflowError):
-        raise InvalidValue(f"'{name}' must be an integer, not {shown}.") from None
+        raise _not_an_integer(name, raw) from None
+
+
+def _not_an_integer(name: str, raw: Any) -> InvalidValue:
+    shown = repr(raw) if len(repr(raw)) <= 40 else repr(raw)[:37] + "..."
+    return InvalidValue(f"'{name}' must be an integer, not {shown}.")
 
 
 def parse_sort_by(text: str | None) -> AttrPath | None:

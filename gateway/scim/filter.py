@@ -542,6 +542,16 @@ def check_storable(node: Node, error: type[ScimError] = InvalidFilter) -> None:
                 )
 
 
+# ``attr eq "value"``: the filter every IdP sends before it creates a user (userName)
+# or a group (displayName), read without the parser (about 1 µs against 8). A name
+# without a URN or sub-attribute and a string without escapes only; anything else,
+# or anything this does not match, goes to the parser, which gives the same node
+# (tests/scim/test_filter.py compares the two).
+_PLAIN_EQ = re.compile(
+    r'[ \t\r\n]*([A-Za-z][A-Za-z0-9_\-]*)[ \t\r\n]+[eE][qQ][ \t\r\n]+"([^"\\]*)"[ \t\r\n]*'
+)
+
+
 def parse_filter(
     text: str, *, max_length: int = 4096, max_depth: int = 50, max_terms: int = 200
 ) -> Node:
@@ -556,6 +566,9 @@ def parse_filter(
         raise InvalidFilter(
             f"Invalid filter: {len(text)} characters is longer than the limit of {max_length}."
         )
+    plain = _PLAIN_EQ.fullmatch(text)
+    if plain is not None and max_terms >= 1:
+        return Compare(AttrPath(None, plain.group(1)), "eq", plain.group(2))
     parser = _Parser(text, max_depth, max_terms)
     try:
         return parser.parse_filter()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -294,6 +295,61 @@ def test_whitespace_tolerance() -> None:
     assert parse_filter("a  eq\n1\r\nand  b eq 2") == expected
     assert parse_filter("( a eq 1 ) and ( b eq 2 )") == And(eq("a", 1), eq("b", 2))
     assert parse_filter("emails[ type eq 1 ]") == ValuePath(p("emails"), eq("type", 1))
+
+
+_WS = st.text(alphabet=" \t\r\n", min_size=0, max_size=3)
+_PLAIN_NAMES = st.from_regex(r"[A-Za-z][A-Za-z0-9_\-]{0,12}", fullmatch=True)
+
+
+@st.composite
+def _eq_like_filters(draw: st.DrawFn) -> str:
+    """Filters shaped like ``attr eq "value"``, and near misses of that shape."""
+    odd_names = ["$ref", "$x", "9a", "-a", "name.givenName", "a:b:c"]
+    name = draw(st.one_of(_PLAIN_NAMES, st.sampled_from(odd_names)))
+    op = draw(st.sampled_from(["eq", "EQ", "Eq", "eQ", "ne", "co", "eqx", "pr"]))
+    value = draw(
+        st.one_of(
+            st.text(max_size=12).map(lambda t: f'"{t}"'),  # quotes and backslashes too
+            st.sampled_from(['"a\\"b"', '"\\u00e9"', "true", "null", "7", '"', '"x']),
+        )
+    )
+    tail = draw(st.sampled_from(["", " and x pr", ")", "]", " x", '"']))
+    gaps = [draw(_WS) for _ in range(4)]
+    # Between the name, operator and value: some whitespace, or (a near miss) none.
+    joins = [draw(st.sampled_from([" ", "\t", "\n ", ""])) for _ in range(2)]
+    return f"{gaps[0]}{name}{joins[0]}{gaps[1]}{op}{joins[1]}{gaps[2]}{value}{gaps[3]}{tail}"
+
+
+def _outcome(text: str) -> object:
+    try:
+        return parse_filter(text, max_terms=5)
+    except InvalidFilter as exc:
+        return ("error", exc.detail)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(_eq_like_filters())
+def test_plain_eq_shortcut_reads_as_the_parser_does(text: str) -> None:
+    # parse_filter reads ``attr eq "value"`` without its parser (the lookup every IdP
+    # makes): for every text, the answer, node or error, must be the parser's.
+    import gateway.scim.filter as module
+
+    shortcut = _outcome(text)
+    saved = module._PLAIN_EQ
+    module._PLAIN_EQ = re.compile(r"(?!)")  # never matches: the parser reads everything
+    try:
+        parsed = _outcome(text)
+    finally:
+        module._PLAIN_EQ = saved
+    assert shortcut == parsed
+
+
+def test_plain_eq_shortcut_keeps_the_limits() -> None:
+    assert parse_filter('userName eq "bjensen"') == eq("userName", "bjensen")
+    with pytest.raises(InvalidFilter, match="longer than the limit"):
+        parse_filter('userName eq "bjensen"', max_length=10)
+    with pytest.raises(InvalidFilter, match="more than 0 comparisons"):
+        parse_filter('userName eq "bjensen"', max_terms=0)
 
 
 # --- errors -------------------------------------------------------------------------
