@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import pytest
 from sqlalchemy import Connection, text
 
 from gateway.scim.errors import ServiceUnavailable
-from gateway.store.db import Database, make_engine
+from gateway.store.db import WAL_AUTOCHECKPOINT_PAGES, Database, make_engine
 
 
 class Refused(Exception):
@@ -247,3 +248,60 @@ def test_a_connection_lost_in_a_group_answers_every_request_and_recovers(
     assert _committed(path) == {"warm-up"}
     assert asyncio.run(db.run(_insert("carol"), write=True)) == "carol"
     assert _committed(path) == {"warm-up", "carol"}
+
+
+def _padded(name: str) -> Any:
+    def work(conn: Connection) -> str:
+        conn.execute(text("INSERT INTO item (name) VALUES (:n)"), {"n": name + "." + "x" * 3000})
+        return name
+
+    return work
+
+
+def test_commits_leave_copying_the_wal_back_to_a_thread_of_their_own(
+    db: Database, path: Path
+) -> None:
+    # SQLite's automatic checkpoint would copy the WAL back into the database file
+    # inside a commit, on the event loop's thread. A commit only nudges the thread
+    # that does it; its own backstop is far away.
+    async def main() -> None:
+        await db.run(_insert("warm-up"), write=True)
+        for group in range(20):
+            await asyncio.gather(*(db.run(_padded(f"{group}-{i}"), write=True) for i in range(8)))
+
+    size_before = path.stat().st_size
+    asyncio.run(main())
+    assert db._held is not None
+    raw = db._held.connection.driver_connection
+    assert raw is not None
+    assert raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == WAL_AUTOCHECKPOINT_PAGES
+    checkpointer = db._checkpointer
+    assert checkpointer is not None and checkpointer.alive
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if path.stat().st_size > size_before + 160 * 3000:
+            break
+        time.sleep(0.02)
+    # The 160 rows of 3 KB reached the database file itself, which no commit wrote.
+    assert path.stat().st_size > size_before + 160 * 3000
+    assert checkpointer.runs >= 1 and checkpointer.last is not None
+    assert checkpointer.last[2] > 0  # frames it copied
+    assert len(_committed(path)) == 161
+
+
+def test_disposing_the_database_stops_its_checkpoint_thread(db: Database) -> None:
+    asyncio.run(db.run(_insert("warm-up"), write=True))
+    checkpointer = db._checkpointer
+    assert checkpointer is not None and checkpointer.alive
+    db.dispose()
+    assert not checkpointer.alive
+    assert db._checkpointer is None
+
+
+def test_an_in_memory_database_has_no_checkpoint_thread() -> None:
+    database = Database(make_engine("sqlite://", pool_size=1))
+    try:
+        asyncio.run(database.run(lambda conn: conn.execute(text("SELECT 1")), write=True))
+        assert database._checkpointer is None
+    finally:
+        database.dispose()
