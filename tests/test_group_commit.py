@@ -177,6 +177,30 @@ def test_a_read_served_beside_writes_answers_once_they_are_committed(
     assert seen == {"alice"}  # ...and answered only once it was committed
 
 
+def test_a_request_cancelled_while_it_waits_for_the_commit_leaves_the_group_whole(
+    db: Database, path: Path
+) -> None:
+    # A client that hangs up while its write waits for the group's commit: its task is
+    # cancelled, but its work is already in the transaction, which commits for the
+    # others; the group does not wait for it, fail for it, or lose its row.
+    async def main() -> tuple[list[str], bool]:
+        await db.run(_insert("warm-up"), write=True)
+        alice = asyncio.ensure_future(db.run(_insert("alice"), write=True))
+        gone = asyncio.ensure_future(db.run(_insert("gone"), write=True))
+        bob = asyncio.ensure_future(db.run(_insert("bob"), write=True))
+        await asyncio.sleep(0)  # each has run its work and waits for the commit
+        gone.cancel()
+        written = await asyncio.wait_for(asyncio.gather(alice, bob), timeout=10)
+        await asyncio.gather(gone, return_exceptions=True)
+        return [str(name) for name in written], gone.cancelled()
+
+    written, cancelled = asyncio.run(main())
+    assert written == ["alice", "bob"]
+    assert cancelled
+    assert _committed(path) == {"warm-up", "alice", "gone", "bob"}
+    assert asyncio.run(db.run(_insert("carol"), write=True)) == "carol"  # and it goes on
+
+
 def test_a_transaction_opened_by_other_code_commits_the_open_group_first(
     db: Database, path: Path
 ) -> None:
