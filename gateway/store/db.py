@@ -240,6 +240,15 @@ class _Group:
         self.waiters: list[asyncio.Future[None]] = []
 
 
+def _database_file(engine: Engine) -> str | None:
+    """The path of a SQLite ``engine``'s database file; None for an in-memory database
+    (and for a URI filename, which names one only by its options)."""
+    path = engine.url.database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return path
+
+
 class _Checkpointer:
     """Copies the WAL back into a SQLite database file on a thread of its own.
 
@@ -267,14 +276,6 @@ class _Checkpointer:
             target=self._run, name="scim-gateway-checkpoint", daemon=True
         )
         self._thread.start()
-
-    @classmethod
-    def for_engine(cls, engine: Engine) -> _Checkpointer | None:
-        """One for ``engine``'s database file; None for an in-memory database."""
-        path = engine.url.database
-        if not path or path == ":memory:" or path.startswith("file:"):
-            return None
-        return cls(path)
 
     def nudge(self) -> None:
         self._wake.set()
@@ -332,9 +333,10 @@ class Database:
         self._held_busy = False
         # The transaction open on the held connection whose commit requests await.
         self._group: _Group | None = None
-        # SQLite: started by the first group commit (a serving gateway's).
+        # SQLite with a database file: started by the first group commit (a serving
+        # gateway's), stopped by dispose.
+        self._file = _database_file(engine) if self.inline else None
         self._checkpointer: _Checkpointer | None = None
-        self._checkpointer_tried = False
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[Connection]:
@@ -590,15 +592,11 @@ class Database:
             self._nudge_checkpointer()
 
     def _nudge_checkpointer(self) -> None:
-        checkpointer = self._checkpointer
-        if checkpointer is None:
-            if self._checkpointer_tried:
+        if self._checkpointer is None:
+            if self._file is None:
                 return
-            self._checkpointer_tried = True
-            checkpointer = self._checkpointer = _Checkpointer.for_engine(self.engine)
-            if checkpointer is None:
-                return
-        checkpointer.nudge()
+            self._checkpointer = _Checkpointer(self._file)
+        self._checkpointer.nudge()
 
     async def run_sync(self, fn: Callable[[], T]) -> T:
         """Run a blocking callable that does its own database work (see :meth:`run`)."""
@@ -613,7 +611,6 @@ class Database:
             with contextlib.suppress(Exception):
                 self._commit_group()
         checkpointer, self._checkpointer = self._checkpointer, None
-        self._checkpointer_tried = False
         if checkpointer is not None:
             checkpointer.stop()
         held, self._held, self._loop_thread = self._held, None, None

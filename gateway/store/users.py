@@ -211,17 +211,10 @@ _BY_USER_NAME = Prepared(
 )
 
 
-def _find_row(
-    conn: Connection,
-    team_pk: int,
-    user_id: str,
-    *,
-    lock: bool = False,
-    stmt: Prepared | None = None,
-) -> Row[Any]:
-    """The live user's row (``stmt``: a narrower read of it, locked on PostgreSQL)."""
-    if stmt is None:
-        stmt = _FIND_FOR_UPDATE if lock and conn.dialect.name == "postgresql" else _FIND
+def _find_row(conn: Connection, team_pk: int, user_id: str, stmt: Prepared = _FIND) -> Row[Any]:
+    """The live user's row as ``stmt`` reads it: :data:`_FIND`, or a read that also
+    locks it (``FOR UPDATE``, which SQLite's dialect leaves out: its writers hold the
+    database's write lock already)."""
     row: Row[Any] | None = stmt.first(conn, {"team_pk": team_pk, "user_id": user_id})
     if row is None:
         raise NotFound(f"User {user_id} not found.")
@@ -546,7 +539,7 @@ def load_user(
     conn: Connection, team_pk: int, user_id: str, *, base_url: str, if_match: set[str] | None
 ) -> tuple[Row[Any], dict[str, Any]]:
     """The locked row and its canonical resource, for a read-modify-write."""
-    row = _find_row(conn, team_pk, user_id, lock=True)
+    row = _find_row(conn, team_pk, user_id, _FIND_FOR_UPDATE)
     check_version(row, if_match)
     resource = render_users(conn, [row], base_url=base_url, projection=None)[0]
     return row, resource
@@ -709,7 +702,7 @@ def delete_user(
     groups, restorable by a re-POST until it is purged. Returns what it was: its pk,
     id, userName and version."""
     _lock_groups_of(conn, team_pk, user_id)
-    row = _find_row(conn, team_pk, user_id, stmt=_FIND_TO_DELETE)
+    row = _find_row(conn, team_pk, user_id, _FIND_TO_DELETE)
     check_version(row, if_match)
     if not tombstone:
         _purge(conn, [row.pk])
