@@ -165,3 +165,21 @@ def test_the_in_process_driver_runs_every_phase(phase: str) -> None:
     assert first.startswith(f"{phase}: ") and "µs per request (" in first, first
     assert first.endswith("µs of CPU) (under cProfile)"), first
     assert "%  " in proc.stdout  # the shares by package
+
+
+def test_the_in_process_driver_times_the_group_commits() -> None:
+    """``--commits``: creates served 16 at a time commit in groups of 16, and the line
+    says so (a driver that timed nothing, or every request alone, would not)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.inprocess", "a", "320", "--concurrency", "16", "--commits"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    last = proc.stdout.splitlines()[-1]
+    assert last.startswith("group commits: 20 for 320 requests, "), last
+    assert last.endswith(" µs per request"), last
+    assert float(last.split(", ")[1].split(" ")[0].replace(",", "")) > 0
