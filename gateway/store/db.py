@@ -84,6 +84,20 @@ def _journal_mode_wal(cur: sqlite3.Cursor, patience: float) -> None:
             time.sleep(0.01)
 
 
+def _as_is(value: Any) -> Any:
+    return value
+
+
+# The driver binds an int, float or str as it is, but asks its adapter registry about
+# every other value, ``None`` and ``bytes`` included: on Python 3.11 an unregistered
+# type costs a failed attribute lookup whose AttributeError is formatted and then
+# dropped (about 0.2 µs a value). A create binds some 30 NULLs and a document. Adapters
+# that return the value unchanged answer from the registry instead; what is bound is
+# the same (None as NULL, bytes as a BLOB).
+sqlite3.register_adapter(type(None), _as_is)
+sqlite3.register_adapter(bytes, _as_is)
+
+
 WAL_AUTOCHECKPOINT_PAGES = 10_000
 """Pages (4 KiB each) the WAL may hold before a commit copies them back into the
 database file itself, as SQLite's automatic checkpoint does: a backstop. A serving
