@@ -202,6 +202,24 @@ def _last_value_kept(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return process_kept
 
 
+_KEPT: dict[tuple[str, Any], Callable[[Any], Any]] = {}
+
+
+def _kept_processor(
+    type_: Any, dialect: Dialect, process: Callable[[Any], Any]
+) -> Callable[[Any], Any]:
+    """:func:`_last_value_kept` of ``process``, one for every bind of an equal type: a
+    row's ``created`` and ``last_modified`` columns are two binds of one time, which
+    is then turned into text once."""
+    key = type_._static_cache_key
+    if not isinstance(key, tuple):  # a type that cannot say what makes it equal
+        return _last_value_kept(process)
+    kept = _KEPT.get((dialect.name, key))
+    if kept is None:
+        kept = _KEPT.setdefault((dialect.name, key), _last_value_kept(process))
+    return kept
+
+
 class _Plan:
     """One statement compiled for one dialect (and one set of insert columns).
 
@@ -254,7 +272,7 @@ class _Plan:
                 raise ValueError("Prepared does not support callable bind values")
             process = bind.type._cached_bind_processor(dialect)
             if process is not None and _is_datetime(bind.type):
-                process = _last_value_kept(process)
+                process = _kept_processor(bind.type, dialect, process)
             if bind.expanding:
                 if bind.type._is_tuple_type or compiled.escaped_bind_names:
                     raise ValueError("Prepared does not support this expanding (IN) parameter")
