@@ -3,13 +3,17 @@
 Routes take the team from the :class:`Principal` this module returns, never from
 the URL or the body. Every failure (no key, a malformed, unknown, expired or
 revoked key) does the same work, one indexed lookup and one HMAC, and answers the
-same 401, so the answer tells an attacker nothing. Keys are never logged.
+same 401, so the answer tells an attacker nothing. A key that verified skips the
+lookup on its next requests until anything is committed to the database (SQLite; see
+:meth:`KeyAuthenticator.verify`): only a caller with the whole key gains from it. Keys
+are never logged.
 
 "Last used" is written at most once a minute per key, never on every request.
 """
 
 from __future__ import annotations
 
+import hmac
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -108,25 +112,66 @@ _LOOKUP = Prepared(
 _TOUCH = update(keys).where(keys.c.pk == bindparam("key_pk")).values(last_used_at=bindparam("now"))
 
 
+_UNAUTHORIZED = (
+    "The SCIM API key is missing, unknown, expired or revoked. "
+    "Send 'Authorization: Bearer <key>' with a current key of your team."
+)
+
+VERIFIED_KEPT = 1024
+"""Keys kept as verified (see :meth:`KeyAuthenticator.verify`); past this, all are
+forgotten and verified again."""
+
+
 class KeyAuthenticator:
     def __init__(self, db: Database, hasher: KeyHasher) -> None:
         self.db = db
         self.hasher = hasher
         self._dummy_hash = hasher.hash("scimgw_" + secrets.token_urlsafe(32))
+        # The rows of keys that verified, by the HMAC of the whole key, as the database
+        # held them at data version ``_verified_at`` (SQLite with a file only).
+        self._verified: dict[str, Any] = {}
+        self._verified_at: int | None = None
 
     def verify(self, token: str | None) -> Principal:
-        """The principal for ``token``; 401 for any bad key, 403 while SCIM is off."""
+        """The principal for ``token``; 401 for any bad key, 403 while SCIM is off.
+
+        A key that verified is kept, by the HMAC of the whole key, until anything is
+        committed to the database (by this process or another: a revocation, a team
+        turning SCIM off, a write of provisioning data alike); until then the key's
+        next requests skip the lookup (SQLite's data version tells, see
+        :meth:`Database.data_version`). Only a caller holding a whole valid key can
+        meet a kept one, so a bad key's answer takes the same time whether its key id
+        exists or not. Expiry and revocation times are checked on every request."""
+        digest = self.hasher.hash(token or "")
+        version = self.db.data_version()
+        if version is not None:
+            if version != self._verified_at:
+                self._verified.clear()
+                self._verified_at = version
+            row = self._verified.get(digest)
+            if row is not None:
+                now = datetime.now(UTC)
+                if key_status(row, now) not in ("active", "retiring"):  # it expired since
+                    raise Unauthorized(_UNAUTHORIZED)
+                return self._principal(row, now)
         key_id = parse_key(token) or DUMMY_KEY_ID
         row = self.db.read_one(_LOOKUP, {"key_id": key_id})
         stored = row.secret_hash if row is not None else self._dummy_hash
-        valid = self.hasher.matches(token or "", stored)
+        valid = hmac.compare_digest(digest, stored)
         now = datetime.now(UTC)
         usable = row is not None and key_status(row, now) in ("active", "retiring")
         if not (valid and usable and token is not None):
-            raise Unauthorized(
-                "The SCIM API key is missing, unknown, expired or revoked. "
-                "Send 'Authorization: Bearer <key>' with a current key of your team."
-            )
+            raise Unauthorized(_UNAUTHORIZED)
+        principal = self._principal(row, now)
+        if version is not None:
+            if len(self._verified) >= VERIFIED_KEPT:
+                self._verified.clear()
+            self._verified[digest] = row
+        return principal
+
+    def _principal(self, row: Any, now: datetime) -> Principal:
+        """The principal of a current key whose secret matched; 403 while its team has
+        SCIM off."""
         if not row.scim_enabled:
             raise Forbidden(
                 f"SCIM provisioning is disabled for team '{row.slug}'. A team admin can turn it "

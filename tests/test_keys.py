@@ -24,7 +24,8 @@ from gateway.config import DatabaseSettings, Settings
 from gateway.keys import new_key, parse_key
 from gateway.scim.errors import Unauthorized
 from gateway.sso import validate_saml
-from gateway.store.tables import ApiKey, GatewaySetting
+from gateway.store.db import make_engine
+from gateway.store.tables import ApiKey, GatewaySetting, Team
 from gateway.teams import (
     create_key,
     create_team,
@@ -35,10 +36,12 @@ from gateway.teams import (
     set_sso,
 )
 from tests.conftest import ERROR, SCIM
+from tests.statements import recorded
 from tests.support import ENTITY_ID, SSO_URL, provision, saml_certificate
 
 keys_table = ApiKey.__table__  # type: ignore[attr-defined]
 settings_table = GatewaySetting.__table__  # type: ignore[attr-defined]
+teams_table = Team.__table__  # type: ignore[attr-defined]
 
 KEY_RE = re.compile(r"^scimgw_([a-z2-7]{12})_([A-Za-z0-9_-]{43})$")
 
@@ -326,6 +329,71 @@ def test_a_key_with_an_expiry_stops_working_after_it(env: Env, team: str) -> Non
     env.set_key(key_id, expires_at=datetime.now(UTC) - timedelta(seconds=1))
     assert env.status(token) == 401
     assert key_info(env, key_id).status == "expired"
+
+
+# --- a key that verified, kept until the next commit (SQLite) -------------------------
+
+
+def elsewhere(env: Env, table: Any, where: Any, **values: Any) -> None:
+    """Change a stored row through an engine of its own: another gateway process, or
+    the admin CLI, doing it."""
+    other = make_engine(str(env.gateway.db.engine.url))
+    try:
+        with other.begin() as conn:
+            conn.execute(update(table).where(where).values(**values))
+    finally:
+        other.dispose()
+
+
+def test_a_key_revoked_by_another_process_is_refused_at_once(env: Env, team: str) -> None:
+    key_id, token = new_token(env)
+    for _ in range(3):  # verified, then kept
+        assert env.status(token) == 200
+    elsewhere(env, keys_table, keys_table.c.key_id == key_id, revoked_at=datetime.now(UTC))
+    assert env.status(token) == 401
+
+
+def test_scim_turned_off_by_another_process_answers_403_at_once(env: Env, team: str) -> None:
+    _key_id, token = new_token(env)
+    for _ in range(3):
+        assert env.status(token) == 200
+    elsewhere(env, teams_table, teams_table.c.slug == team, scim_enabled=False)
+    response = env.get("/Users", token)
+    assert response.status_code == 403
+    assert "disabled" in response.json()["detail"]
+
+
+def test_a_kept_key_stops_working_when_it_expires(env: Env, team: str) -> None:
+    """Nothing is committed between the requests, so the last one finds the key kept:
+    its expiry is checked all the same."""
+    key_id, token = new_token(env)
+    env.set_key(
+        key_id,
+        expires_at=datetime.now(UTC) + timedelta(seconds=1.5),
+        last_used_at=datetime.now(UTC),  # no "last used" write on the next requests
+    )
+    assert env.status(token) == 200
+    assert env.status(token) == 200
+    time.sleep(1.6)
+    assert env.status(token) == 401
+
+
+def test_a_verified_key_is_looked_up_again_only_after_a_commit(env: Env, team: str) -> None:
+    """On SQLite. On PostgreSQL other gateway processes commit unseen: every request
+    looks its key up."""
+    kept = env.gateway.db.data_version() is not None
+    key_id, token = new_token(env)
+    env.set_key(key_id, last_used_at=datetime.now(UTC))
+
+    def lookups(requests: int) -> int:
+        with recorded(env.client) as seen:
+            for _ in range(requests):
+                assert env.status(token) == 200
+        return len([s for s in seen if s.is_select and s.touches("scim_key")])
+
+    assert lookups(4) == (1 if kept else 4)
+    new_token(env, "another")  # a commit: what was verified is verified again
+    assert lookups(2) == (1 if kept else 2)
 
 
 # --- every refusal looks the same ------------------------------------------------------

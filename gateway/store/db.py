@@ -351,6 +351,31 @@ class Database:
         # gateway's), stopped by dispose.
         self._file = _database_file(engine) if self.inline else None
         self._checkpointer: _Checkpointer | None = None
+        # SQLite with a database file: a connection that only reads data_version.
+        self._watch: sqlite3.Connection | None = None
+        self._watch_lock = threading.Lock()
+
+    def data_version(self) -> int | None:
+        """A number that changes whenever any connection, of this process or of
+        another, commits to the database: what was read at one number is still what the
+        database holds while the number stays. None when that cannot be told
+        (PostgreSQL, whose other gateway processes commit unseen; an in-memory SQLite
+        database). SQLite's ``PRAGMA data_version``, on a connection of its own that
+        never writes (its own commits would not change it): about 3 µs. It waits for no
+        lock: while it cannot read (the database held exclusively), None, and the
+        callers' own statements answer as they would without it."""
+        if self._file is None:
+            return None
+        with self._watch_lock:
+            try:
+                if self._watch is None:
+                    self._watch = sqlite3.connect(
+                        self._file, timeout=0, isolation_level=None, check_same_thread=False
+                    )
+                row = self._watch.execute("PRAGMA data_version").fetchone()
+            except sqlite3.Error:
+                return None
+        return int(row[0])
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[Connection]:
@@ -627,6 +652,10 @@ class Database:
         checkpointer, self._checkpointer = self._checkpointer, None
         if checkpointer is not None:
             checkpointer.stop()
+        with self._watch_lock:
+            watch, self._watch = self._watch, None
+            if watch is not None:
+                watch.close()
         held, self._held, self._loop_thread = self._held, None, None
         if held is not None:
             held.close()
