@@ -45,8 +45,10 @@ class Driver:
     """The app, started, with a team and two keys (okta and entra adapters)."""
 
     def __init__(self, database_url: str, logs: bool) -> None:
-        from gateway.app import create_app
+        from gateway.app import create_app, tune_gc
         from gateway.config import DatabaseSettings, RateLimitSettings, Settings
+
+        tune_gc()  # as `scim-gateway serve` does
 
         settings = Settings(
             database=DatabaseSettings(url=database_url),

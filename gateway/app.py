@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -239,8 +240,24 @@ def create_app(settings: Settings | None = None) -> Starlette:
     return app
 
 
+GC_YOUNG_THRESHOLD = 10_000
+"""Allocations (less deallocations) of container objects between two collections of
+the youngest generation; Python's default is 700."""
+
+
+def tune_gc() -> None:
+    """Collect cyclic garbage less often than Python's default does: a create allocates
+    hundreds of dicts and lists, almost all freed by their reference counts as it
+    ends, and at the default threshold the collector ran every three creates to find
+    next to nothing (about 1 % of a create's instructions). Garbage in cycles lives
+    a little longer; the gateway's memory stays flat (``bench --rss``)."""
+    _young, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+
+
 def app_factory() -> Starlette:
     """Entry point for ``uvicorn --factory``: settings from SCIM_GATEWAY_CONFIG."""
     from .cli import effective_settings
 
+    tune_gc()
     return create_app(effective_settings(os.environ.get("SCIM_GATEWAY_CONFIG") or None))
