@@ -329,3 +329,51 @@ def test_an_in_memory_database_has_no_checkpoint_thread() -> None:
         assert database._checkpointer is None
     finally:
         database.dispose()
+
+
+def _temporary_files() -> list[str]:
+    """SQLite's temporary files this process has open (they are unlinked at once, so
+    only the process's open files show them)."""
+    found = []
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = str(fd.readlink())
+        except OSError:  # closed meanwhile
+            continue
+        if "etilqs_" in target:
+            found.append(target)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux's /proc")
+def test_the_savepoints_of_a_group_keep_their_journal_in_memory(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each request after a group's first runs under a savepoint, whose journal holds
+    the pages it changes that the group had changed already. SQLite would keep that
+    journal in a temporary file, made anew for each group, once it grew past 64 KiB:
+    a file open, an unlink and a write system call per page for every group."""
+    seen_at_commit: list[list[str]] = []
+    commit = db._commit_group
+
+    def inspected() -> None:
+        seen_at_commit.append(_temporary_files())
+        commit()
+
+    monkeypatch.setattr(db, "_commit_group", inspected)
+
+    def fill(conn: Connection) -> None:  # some 60 pages of rows
+        conn.execute(text("CREATE TABLE wide (id INTEGER PRIMARY KEY, body TEXT)"))
+        conn.execute(text("INSERT INTO wide (body) VALUES (:b)"), [{"b": "x" * 100}] * 2000)
+
+    def rewrite(conn: Connection) -> None:  # every one of those pages, again
+        conn.execute(text("UPDATE wide SET body = upper(body) || ''"))
+
+    async def main() -> None:
+        await db.run(_insert("warm-up"), write=True)
+        await asyncio.gather(
+            db.run(fill, write=True), *(db.run(rewrite, write=True) for _ in range(3))
+        )
+
+    asyncio.run(main())
+    assert seen_at_commit and seen_at_commit[-1] == []
