@@ -131,6 +131,9 @@ class KeyAuthenticator:
         # held them at data version ``_verified_at`` (SQLite with a file only).
         self._verified: dict[str, Any] = {}
         self._verified_at: int | None = None
+        # The group of writes during which the data version was last read: while it
+        # holds the write lock, nothing else can commit, and the version stands.
+        self._checked_during: object | None = None
 
     def verify(self, token: str | None) -> Principal:
         """The principal for ``token``; 401 for any bad key, 403 while SCIM is off.
@@ -139,11 +142,18 @@ class KeyAuthenticator:
         committed to the database (by this process or another: a revocation, a team
         turning SCIM off, a write of provisioning data alike); until then the key's
         next requests skip the lookup (SQLite's data version tells, see
-        :meth:`Database.data_version`). Only a caller holding a whole valid key can
-        meet a kept one, so a bad key's answer takes the same time whether its key id
-        exists or not. Expiry and revocation times are checked on every request."""
+        :meth:`Database.data_version`; it is read once per group of writes, whose
+        transaction keeps every other connection from committing). Only a caller
+        holding a whole valid key can meet a kept one, so a bad key's answer takes the
+        same time whether its key id exists or not. Expiry and revocation times are
+        checked on every request."""
         digest = self.hasher.hash(token or "")
-        version = self.db.data_version()
+        holder = self.db.write_lock_holder()
+        if holder is not None and holder is self._checked_during:
+            version = self._verified_at
+        else:
+            version = self.db.data_version()
+            self._checked_during = holder if version is not None else None
         if version is not None:
             if version != self._verified_at:
                 self._verified.clear()

@@ -377,3 +377,19 @@ def test_the_savepoints_of_a_group_keep_their_journal_in_memory(
 
     asyncio.run(main())
     assert seen_at_commit and seen_at_commit[-1] == []
+
+
+def test_the_write_lock_holder_is_the_open_group(db: Database) -> None:
+    seen: list[object | None] = []
+
+    def look(conn: Connection) -> None:
+        seen.append(db.write_lock_holder())
+
+    async def main() -> None:
+        await db.run(_insert("warm-up"), write=True)
+        await asyncio.gather(*(db.run(look, write=True) for _ in range(3)))
+
+    assert db.write_lock_holder() is None
+    asyncio.run(main())
+    assert seen[0] is not None and seen.count(seen[0]) == 3  # one group, seen by all
+    assert db.write_lock_holder() is None  # committed

@@ -381,6 +381,12 @@ class Database:
                 return None
         return int(row[0])
 
+    def write_lock_holder(self) -> object | None:
+        """The open group of writes (SQLite), whose transaction holds the database's
+        write lock: until it commits or rolls back, no other connection can commit,
+        so :meth:`data_version` cannot change. None when no group is open."""
+        return self._group
+
     @contextlib.contextmanager
     def _connect(self) -> Iterator[Connection]:
         held = self._take_held()
