@@ -286,11 +286,60 @@ class _CommitTimer:
         )
 
 
+class _StatementTimer:
+    """Times each statement the timed work sends through the store's prepared
+    statements (``Prepared._cursor``) and SQLite's transaction statements
+    (``store.db._sqlite_statement``: BEGIN, COMMIT), by the first words of its SQL,
+    Python's part of running it included: where a request's database time goes."""
+
+    def __init__(self) -> None:
+        from gateway.store import db, fast
+
+        self.seconds: dict[str, float] = collections.defaultdict(float)
+        self.calls: collections.Counter[str] = collections.Counter()
+        cursor, statement = fast.Prepared._cursor, db._sqlite_statement
+
+        def timed_cursor(
+            prepared: Any, conn: Any, plan: Any, params: Any, many: bool = False
+        ) -> Any:
+            started = time.perf_counter()
+            try:
+                return cursor(prepared, conn, plan, params, many)
+            finally:
+                self._add(plan.sql, time.perf_counter() - started)
+
+        def timed_statement(conn: Any, raw: Any, sql: str) -> None:
+            started = time.perf_counter()
+            try:
+                statement(conn, raw, sql)
+            finally:
+                self._add(sql, time.perf_counter() - started)
+
+        fast.Prepared._cursor = timed_cursor  # type: ignore[method-assign]
+        db._sqlite_statement = timed_statement
+
+    def _add(self, sql: str, seconds: float) -> None:
+        words = " ".join(sql.split()[:3])
+        self.seconds[words] += seconds
+        self.calls[words] += 1
+
+    def report(self, requests: int) -> str:
+        lines = ["statements (µs per request, calls per request, µs per call):"]
+        for words, seconds in sorted(self.seconds.items(), key=lambda item: -item[1]):
+            calls = self.calls[words]
+            lines.append(
+                f"  {seconds / requests * 1e6:8.1f} {calls / requests:6.2f}"
+                f" {seconds / calls * 1e6:8.1f}  {words}"
+            )
+        return "\n".join(lines)
+
+
 async def main(args: argparse.Namespace) -> None:
     url = args.database_url or f"sqlite:///{tempfile.mkdtemp()}/inprocess.sqlite3"
     driver = Driver(url, logs=args.logs)
     requests, work = await prepare(driver, args.phase, args.n, args.concurrency)
     commits = _CommitTimer(driver.app.state.gateway.db) if args.commits else None
+    statements = _StatementTimer() if args.statements else None
     profile = cProfile.Profile() if args.profile else None
     started, cpu = time.perf_counter(), time.process_time()
     if profile is not None:
@@ -307,6 +356,8 @@ async def main(args: argparse.Namespace) -> None:
     )
     if commits is not None:
         print(commits.report())
+    if statements is not None:
+        print(statements.report(requests))
     if profile is not None:
         stats = pstats.Stats(profile, stream=sys.stdout)
         for share, where in _shares(stats):
@@ -322,6 +373,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--top", type=int, default=30, help="profile lines to print")
     parser.add_argument("--logs", action="store_true", help="write the access log to stderr")
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
+    parser.add_argument(
+        "--statements",
+        action="store_true",
+        help="also time each statement of the timed requests, by its first words",
+    )
     parser.add_argument(
         "--commits",
         action="store_true",

@@ -183,3 +183,32 @@ def test_the_in_process_driver_times_the_group_commits() -> None:
     assert last.startswith("group commits: 20 for 320 requests, "), last
     assert last.endswith(" µs per request"), last
     assert float(last.split(", ")[1].split(" ")[0].replace(",", "")) > 0
+
+
+def test_the_in_process_driver_times_each_statement() -> None:
+    """``--statements``: a create's statements, each once per request, and the group
+    commits once per 16 requests."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.inprocess",
+            "a",
+            "320",
+            "--concurrency",
+            "16",
+            "--statements",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    start = lines.index("statements (µs per request, calls per request, µs per call):")
+    calls = {" ".join(line.split()[3:]): float(line.split()[1]) for line in lines[start + 1 :]}
+    assert calls["INSERT INTO scim_user"] == 1.0, calls
+    assert calls["INSERT INTO audit_record"] == 1.0, calls
+    assert calls["COMMIT"] == round(20 / 320, 2), calls
