@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, text
+from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, insert, text
 
 from gateway.scim.errors import ServiceUnavailable
 from gateway.store.db import WAL_AUTOCHECKPOINT_PAGES, Database, make_engine
+from gateway.store.fast import Prepared
 
 
 class Refused(Exception):
@@ -346,13 +347,14 @@ def _temporary_files() -> list[str]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux's /proc")
-def test_the_savepoints_of_a_group_keep_their_journal_in_memory(
+def test_a_group_keeps_its_statement_journals_in_memory(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each request after a group's first runs under a savepoint, whose journal holds
-    the pages it changes that the group had changed already. SQLite would keep that
-    journal in a temporary file, made anew for each group, once it grew past 64 KiB:
-    a file open, an unlink and a write system call per page for every group."""
+    """A statement that changes many rows inside a group's transaction has SQLite keep
+    a journal of the pages it changes that the group had changed already, to undo that
+    statement alone. SQLite would keep it in a temporary file, made anew for each
+    group, once it grew past 64 KiB: a file open, an unlink and a write system call
+    per page for every group."""
     seen_at_commit: list[list[str]] = []
     commit = db._commit_group
 
@@ -393,3 +395,111 @@ def test_the_write_lock_holder_is_the_open_group(db: Database) -> None:
     asyncio.run(main())
     assert seen[0] is not None and seen.count(seen[0]) == 3  # one group, seen by all
     assert db.write_lock_holder() is None  # committed
+
+
+def _parent_with_items(names: list[str]) -> Any:
+    """A parent row (its id chosen by SQLite), then items naming it: what a request
+    answers depends on an id the database gave it."""
+
+    def work(conn: Connection) -> tuple[int, list[str]]:
+        parent = conn.execute(text("INSERT INTO parent DEFAULT VALUES RETURNING id")).scalar_one()
+        conn.execute(
+            text("INSERT INTO item (name, parent) VALUES (:n, :p)"),
+            [{"n": name, "p": parent} for name in names],
+        )
+        return int(parent), names
+
+    return work
+
+
+def test_a_request_failing_after_its_writes_leaves_the_others_answers_true(
+    db: Database, path: Path
+) -> None:
+    """The group is begun again without the failed request's writes: the rows and
+    the ids the other requests were given are what is committed."""
+
+    async def main() -> tuple[Any, ...]:
+        await db.run(_insert("warm-up"), write=True)
+        return await asyncio.gather(
+            db.run(_parent_with_items(["a1", "a2"]), write=True),
+            db.run(_parent_with_items(["b1"]), write=True),
+            db.run(_insert("bob", fail=True), write=True),  # writes, then fails
+            db.run(_parent_with_items(["c1", "c2", "c3"]), write=True),
+            return_exceptions=True,
+        )
+
+    a, b, bob, c = asyncio.run(main())
+    assert isinstance(bob, Refused)
+    other = sqlite3.connect(path)
+    try:
+        committed = dict(other.execute("SELECT name, parent FROM item WHERE parent IS NOT NULL"))
+        parents = {row[0] for row in other.execute("SELECT id FROM parent")}
+    finally:
+        other.close()
+    for parent, names in (a, b, c):
+        assert parent in parents
+        assert all(committed[name] == parent for name in names)
+    assert len({a[0], b[0], c[0]}) == 3
+    assert _committed(path) == {"warm-up", "a1", "a2", "b1", "c1", "c2", "c3"}
+
+
+def test_a_request_failing_before_any_write_runs_nothing_again(db: Database, path: Path) -> None:
+    """Almost every failed request (a 4xx) fails before it writes: the others'
+    statements are not run a second time."""
+
+    def refuse(conn: Connection) -> None:
+        conn.execute(text("SELECT count(*) FROM item")).scalar_one()
+        raise Refused("carol")
+
+    async def main() -> tuple[list[str], tuple[Any, ...]]:
+        await db.run(_insert("warm-up"), write=True)
+        assert db._held is not None
+        raw = db._held.connection.driver_connection
+        assert raw is not None
+        inserts: list[str] = []
+        raw.set_trace_callback(lambda sql: inserts.append(sql) if sql.startswith("INSERT") else 0)
+        results = await asyncio.gather(
+            db.run(_insert("alice"), write=True),
+            db.run(refuse, write=True),
+            db.run(_insert("dave"), write=True),
+            return_exceptions=True,
+        )
+        raw.set_trace_callback(None)
+        return inserts, results
+
+    inserts, (alice, carol, dave) = asyncio.run(main())
+    assert (alice, dave) == ("alice", "dave") and isinstance(carol, Refused)
+    assert len(inserts) == 2
+    assert _committed(path) == {"warm-up", "alice", "dave"}
+
+
+_ITEMS = Table(
+    "item", MetaData(), Column("name", String, primary_key=True), Column("parent", Integer)
+)
+_INSERT_ITEMS = Prepared(insert(_ITEMS))
+
+
+def test_prepared_writes_of_the_others_survive_a_failed_request(db: Database, path: Path) -> None:
+    """The store's prepared statements (the hot writes) are taken back and run again
+    like any other: a request failing after its writes keeps the others'."""
+
+    def prepared(names: list[str]) -> Any:
+        def work(conn: Connection) -> list[str]:
+            _INSERT_ITEMS.many(conn, [{"name": name, "parent": None} for name in names])
+            return names
+
+        return work
+
+    async def main() -> tuple[Any, ...]:
+        await db.run(_insert("warm-up"), write=True)
+        return await asyncio.gather(
+            db.run(prepared(["p1", "p2"]), write=True),
+            db.run(_insert("bob", fail=True), write=True),
+            db.run(prepared(["p3"]), write=True),
+            return_exceptions=True,
+        )
+
+    first, bob, third = asyncio.run(main())
+    assert isinstance(bob, Refused)
+    assert (first, third) == (["p1", "p2"], ["p3"])
+    assert _committed(path) == {"warm-up", "p1", "p2", "p3"}

@@ -29,7 +29,7 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.pool import QueuePool
 
 from ..scim.errors import ServiceUnavailable
-from .fast import Prepared
+from .fast import STATEMENT_LOGS, Prepared
 
 __all__ = ["Database", "make_engine", "normalise_url", "scratch"]
 
@@ -116,9 +116,10 @@ def _sqlite_setup(engine: Engine) -> None:
         cur.execute("PRAGMA busy_timeout=10000")
         cur.execute("PRAGMA case_sensitive_like=ON")
         cur.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
-        # Temporary files in memory: above all the journal of each request's savepoint
-        # in a group commit, which SQLite otherwise keeps in a file of its own made
-        # for every group (an open, an unlink and some seven writes per create).
+        # Temporary files in memory: above all the journal by which SQLite can undo one
+        # statement of a transaction (the pages it changes that the transaction had
+        # changed already), which would otherwise spill into a file made anew for
+        # each group commit (an open, an unlink and a write per page).
         cur.execute("PRAGMA temp_store=MEMORY")
         cur.close()
 
@@ -245,9 +246,10 @@ _PG_CONNECT_DEFAULTS = {
 
 class _Group:
     """Write transactions of several requests, committed together (SQLite): the
-    connection and event loop they run on, and a future per request."""
+    connection and event loop they run on, a future per request, and the log of the
+    statements that may have changed the database (see :meth:`Database._redo_group`)."""
 
-    __slots__ = ("conn", "loop", "raw", "waiters")
+    __slots__ = ("conn", "log", "loop", "raw", "waiters")
 
     def __init__(
         self, conn: Connection, raw: sqlite3.Connection, loop: asyncio.AbstractEventLoop
@@ -256,6 +258,7 @@ class _Group:
         self.raw = raw
         self.loop = loop
         self.waiters: list[asyncio.Future[None]] = []
+        self.log: list[tuple[Any, ...]] = []
 
 
 def _database_file(engine: Engine) -> str | None:
@@ -358,6 +361,29 @@ class Database:
         # SQLite with a database file: a connection that only reads data_version.
         self._watch: sqlite3.Connection | None = None
         self._watch_lock = threading.Lock()
+        if self.inline:
+            event.listen(engine, "after_execute", self._log_executed)
+
+    def _log_executed(
+        self,
+        conn: Connection,
+        statement: Any,
+        multiparams: Any,
+        params: Any,
+        execution_options: Any,
+        _result: Any,
+    ) -> None:
+        """Log a statement SQLAlchemy ran on the connection of the open group (but a
+        SELECT), to run it again the same way (:meth:`_redo_group`). The store's
+        prepared statements log themselves (:data:`~gateway.store.fast.STATEMENT_LOGS`)."""
+        log = STATEMENT_LOGS.get(conn)
+        if log is None:
+            return
+        if getattr(statement, "is_select", False) or (
+            isinstance(statement, str) and statement.lstrip().upper().startswith("SELECT")
+        ):
+            return
+        log.append(("sqlalchemy", statement, multiparams or params, execution_options))
 
     def data_version(self) -> int | None:
         """A number that changes whenever any connection, of this process or of
@@ -499,15 +525,16 @@ class Database:
 
         On SQLite, writes are committed in groups: the first write of a turn of the
         event loop begins a transaction, every other request served in that turn
-        runs in it under a savepoint of its own (a request that fails rolls back to
-        its savepoint, and only its own work is undone), and the transaction commits
-        once, after the turn. Each request returns only once that commit is done, so
-        nothing it answers is uncommitted; if the commit fails, every request of the
-        group fails with it (503) and none of their work is kept. A commit costs
-        about as much as the rest of a small write (each page it changed is written
-        to the WAL with two system calls, and its locks take eight more), and
-        requests served together share most of the pages they change. A write served
-        alone pays for one more turn of the loop (about 15 µs).
+        runs in it, and the transaction commits once, after the turn. A request that
+        fails undoes only its own work: if it changed rows, the transaction is begun
+        again with the other requests' statements (:meth:`_redo_group`). Each request
+        returns only once that commit is done, so nothing it answers is uncommitted;
+        if the commit fails, every request of the group fails with it (503) and none
+        of their work is kept. A commit costs about as much as the rest of a small
+        write (each page it changed is written to the WAL with two system calls, and
+        its locks take eight more), and requests served together share most of the
+        pages they change. A write served alone pays for one more turn of the loop
+        (about 15 µs).
         """
         if self.inline:
             if self._loop_thread is None:
@@ -535,33 +562,27 @@ class Database:
             return self.call(fn, *args, write=write)
         raw = held.connection.driver_connection
         assert raw is not None
-        # The group's first request needs no savepoint: until another joins, the
-        # transaction holds its work alone, and is rolled back if it fails.
         first = self._group is None
-        try:
-            if first:
+        if first:
+            try:
                 _roll_back(held, raw)  # anything left open by earlier work
                 _sqlite_statement(held, raw, "BEGIN IMMEDIATE")
-                self._group = _Group(held, raw, loop)
-                loop.call_soon(self._commit_group)
-            else:
-                _sqlite_statement(held, raw, "SAVEPOINT scim_request")
-        except DBAPIError as exc:
-            # Beginning the group's transaction, or this request's savepoint, failed.
-            self._held_busy = False
-            if first:
+            except DBAPIError as exc:
+                self._held_busy = False
                 with contextlib.suppress(Exception):
                     _roll_back(held, raw)
-            else:
-                self._end_group(failed=True)
-            if _is_unavailable(exc):
-                raise _unavailable() from exc
-            raise
+                if _is_unavailable(exc):
+                    raise _unavailable() from exc
+                raise
+            self._group = _Group(held, raw, loop)
+            STATEMENT_LOGS[held] = self._group.log
+            loop.call_soon(self._commit_group)
         group = self._group
         assert group is not None
         done: asyncio.Future[None] = loop.create_future()
         group.waiters.append(done)
         failure: BaseException | None = None
+        logged, changes = len(group.log), raw.total_changes
         try:
             held.info.pop(_SCRATCH, None)
             result = fn(held, *args)
@@ -571,13 +592,7 @@ class Database:
                 # Alone in the transaction: no other request can join while one runs.
                 self._end_group(failed=False)
             else:
-                self._undo_request(raw)
-        else:
-            if not first:
-                try:
-                    _sqlite_statement(held, raw, "RELEASE scim_request")
-                except DBAPIError:
-                    self._end_group(failed=True)
+                self._undo_request(group, logged, changes)
         finally:
             self._held_busy = False
             with contextlib.suppress(Exception):  # an invalidated connection refuses
@@ -591,16 +606,60 @@ class Database:
             raise failure
         return result
 
-    def _undo_request(self, raw: sqlite3.Connection) -> None:
-        """Roll one failed request back to its savepoint; if SQLite ended the whole
-        transaction (a disk or lock error does), the group goes with it."""
+    def _undo_request(self, group: _Group, logged: int, changes: int) -> None:
+        """Take back what a failed request of ``group`` changed. A request changed rows
+        if the connection's count of changed rows moved while it ran; almost every
+        failed request (a 4xx found before any write) changed none, and costs nothing
+        here. One that did is taken back by :meth:`_redo_group`. If SQLite ended the
+        whole transaction (a disk or lock error does), the group goes with it."""
+        del group.log[logged:]
+        raw = group.raw
         try:
-            if not raw.in_transaction:
-                raise sqlite3.OperationalError("the group's transaction was rolled back")
-            raw.execute("ROLLBACK TO scim_request")
-            raw.execute("RELEASE scim_request")
-        except sqlite3.Error:
+            lost = not raw.in_transaction
+            changed = raw.total_changes != changes
+        except sqlite3.Error:  # the connection itself is gone
+            lost = True
+        if lost:
             self._end_group(failed=True)
+        elif changed:
+            self._redo_group(group)
+
+    def _redo_group(self, group: _Group) -> None:
+        """Begin the group's transaction again without the failed request's work.
+
+        SQLite undoes part of a transaction only back to a savepoint, and a savepoint
+        per request cost every create about 3 % (the statement, its release, and a copy
+        of each page the request changed that the group had changed already). So the
+        transaction is rolled back and begun again, and the statements of the group's
+        other requests, which its log kept, run again in their order: on the same
+        database they change the same rows the same way (new rows get the same
+        rowids, and every value was a parameter: no statement draws a time or a random
+        number of its own), so what those requests answer stays true. If they cannot
+        run again, the group goes (503)."""
+        raw, conn = group.raw, group.conn
+        entries = list(group.log)
+        STATEMENT_LOGS.pop(conn, None)  # what runs again is logged once already
+        try:
+            _roll_back(conn, raw)
+            raw.execute("BEGIN IMMEDIATE")
+            for entry in entries:
+                if entry[0] == "driver":
+                    _kind, sql, parameters, many = entry
+                    if many:
+                        raw.executemany(sql, parameters)
+                    else:
+                        raw.execute(sql, parameters)
+                else:
+                    _kind, statement, parameters, options = entry
+                    if isinstance(statement, str):
+                        conn.exec_driver_sql(statement, parameters, execution_options=options)
+                    else:
+                        conn.execute(statement, parameters, execution_options=options)
+        except Exception:
+            log.exception("a group's statements did not run again; its requests answer 503")
+            self._end_group(failed=True)
+            return
+        STATEMENT_LOGS[conn] = group.log
 
     def _end_group(self, *, failed: bool) -> None:
         """Roll the open group's transaction back and wake its requests: with 503 when
@@ -609,6 +668,7 @@ class Database:
         group, self._group = self._group, None
         if group is None:
             return
+        STATEMENT_LOGS.pop(group.conn, None)
         try:
             with contextlib.suppress(Exception):
                 _roll_back(group.conn, group.raw)
@@ -622,6 +682,7 @@ class Database:
         if group is None:
             return
         conn, raw = group.conn, group.raw
+        STATEMENT_LOGS.pop(conn, None)
         failed = False
         try:
             if not raw.in_transaction:  # SQLite rolled it back (disk full, I/O error)

@@ -204,6 +204,11 @@ def _last_value_kept(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 _KEPT: dict[tuple[str, Any], Callable[[Any], Any]] = {}
 
+STATEMENT_LOGS: dict[Connection, list[tuple[Any, ...]]] = {}
+"""Connections whose statements are being logged (a SQLite group of writes, see
+``store.db``), with their logs: each statement but a SELECT that :class:`Prepared` runs
+on one is appended as ``("driver", sql, parameters, executemany)``."""
+
 
 def _kept_processor(
     type_: Any, dialect: Dialect, process: Callable[[Any], Any]
@@ -465,6 +470,9 @@ class Prepared:
                 cursor.executemany(plan.sql, params)
             else:
                 cursor.execute(plan.sql, params)
+            log = STATEMENT_LOGS.get(conn)
+            if log is not None and not plan.sql.startswith("SELECT"):
+                log.append(("driver", plan.sql, params, many))
             if conn.dispatch.after_cursor_execute:
                 for listener in conn.dispatch.after_cursor_execute:
                     listener(conn, cursor, plan.sql, params, None, many)
