@@ -503,3 +503,21 @@ def test_prepared_writes_of_the_others_survive_a_failed_request(db: Database, pa
     assert isinstance(bob, Refused)
     assert (first, third) == (["p1", "p2"], ["p3"])
     assert _committed(path) == {"warm-up", "p1", "p2", "p3"}
+
+
+def test_another_database_on_the_same_engine_logs_nothing_twice(db: Database, path: Path) -> None:
+    """Each statement is run again once: a second ``Database`` made on the same engine
+    (an operator's tool, a test) adds no second log of it."""
+    Database(db.engine)
+
+    async def main() -> tuple[Any, ...]:
+        return await asyncio.gather(
+            db.run(_insert("alice"), write=True),
+            db.run(_insert("bob", fail=True), write=True),
+            db.run(_insert("carol"), write=True),
+            return_exceptions=True,
+        )
+
+    alice, bob, carol = asyncio.run(main())
+    assert (alice, carol) == ("alice", "carol") and isinstance(bob, Refused)
+    assert _committed(path) == {"alice", "carol"}

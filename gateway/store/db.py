@@ -244,6 +244,27 @@ _PG_CONNECT_DEFAULTS = {
 }
 
 
+def _log_executed(
+    conn: Connection,
+    statement: Any,
+    multiparams: Any,
+    params: Any,
+    execution_options: Any,
+    _result: Any,
+) -> None:
+    """Log a statement SQLAlchemy ran on the connection of an open group of writes (but
+    a SELECT), to run it again the same way (:meth:`Database._redo_group`). The store's
+    prepared statements log themselves (:data:`~gateway.store.fast.STATEMENT_LOGS`)."""
+    log = STATEMENT_LOGS.get(conn)
+    if log is None:
+        return
+    if getattr(statement, "is_select", False) or (
+        isinstance(statement, str) and statement.lstrip().upper().startswith("SELECT")
+    ):
+        return
+    log.append(("sqlalchemy", statement, multiparams or params, execution_options))
+
+
 class _Group:
     """Write transactions of several requests, committed together (SQLite): the
     connection and event loop they run on, a future per request, and the log of the
@@ -361,29 +382,10 @@ class Database:
         # SQLite with a database file: a connection that only reads data_version.
         self._watch: sqlite3.Connection | None = None
         self._watch_lock = threading.Lock()
+        # A module function: SQLAlchemy keeps one registration of it per engine, however
+        # many Databases are made on the engine, and each statement is logged once.
         if self.inline:
-            event.listen(engine, "after_execute", self._log_executed)
-
-    def _log_executed(
-        self,
-        conn: Connection,
-        statement: Any,
-        multiparams: Any,
-        params: Any,
-        execution_options: Any,
-        _result: Any,
-    ) -> None:
-        """Log a statement SQLAlchemy ran on the connection of the open group (but a
-        SELECT), to run it again the same way (:meth:`_redo_group`). The store's
-        prepared statements log themselves (:data:`~gateway.store.fast.STATEMENT_LOGS`)."""
-        log = STATEMENT_LOGS.get(conn)
-        if log is None:
-            return
-        if getattr(statement, "is_select", False) or (
-            isinstance(statement, str) and statement.lstrip().upper().startswith("SELECT")
-        ):
-            return
-        log.append(("sqlalchemy", statement, multiparams or params, execution_options))
+            event.listen(engine, "after_execute", _log_executed)
 
     def data_version(self) -> int | None:
         """A number that changes whenever any connection, of this process or of
@@ -391,7 +393,7 @@ class Database:
         database holds while the number stays. None when that cannot be told
         (PostgreSQL, whose other gateway processes commit unseen; an in-memory SQLite
         database). SQLite's ``PRAGMA data_version``, on a connection of its own that
-        never writes (its own commits would not change it): about 3 µs. It waits for no
+        never writes (its own commits would not change it): 3-10 µs. It waits for no
         lock: while it cannot read (the database held exclusively), None, and the
         callers' own statements answer as they would without it."""
         if self._file is None:
