@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, insert, text
 
 from gateway.scim.errors import ServiceUnavailable
+from gateway.store import db as db_module
 from gateway.store.db import WAL_AUTOCHECKPOINT_PAGES, Database, make_engine
 from gateway.store.fast import Prepared
 
@@ -521,3 +522,38 @@ def test_another_database_on_the_same_engine_logs_nothing_twice(db: Database, pa
     alice, bob, carol = asyncio.run(main())
     assert (alice, carol) == ("alice", "carol") and isinstance(bob, Refused)
     assert _committed(path) == {"alice", "carol"}
+
+
+def test_a_commit_by_another_process_while_a_group_begins_again_fails_the_group(
+    db: Database, path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between the rollback and the new BEGIN another process may commit; the logged
+    statements might then name rows that are now another's. The group is not run
+    again: its requests answer 503 and none of their work is kept."""
+    roll_back = db_module._roll_back
+
+    def and_another_commits(conn: Connection, raw: sqlite3.Connection) -> None:
+        rolled_back = raw.in_transaction  # the group's, not a request's first look
+        roll_back(conn, raw)
+        if not rolled_back:
+            return
+        other = sqlite3.connect(path)
+        try:
+            other.execute("INSERT INTO item (name) VALUES ('elsewhere')")
+            other.commit()
+        finally:
+            other.close()
+
+    async def main() -> tuple[Any, ...]:
+        await db.run(_insert("warm-up"), write=True)
+        monkeypatch.setattr(db_module, "_roll_back", and_another_commits)
+        return await asyncio.gather(
+            db.run(_insert("alice"), write=True),
+            db.run(_insert("bob", fail=True), write=True),
+            return_exceptions=True,
+        )
+
+    alice, bob = asyncio.run(main())
+    assert isinstance(alice, ServiceUnavailable)
+    assert isinstance(bob, Refused | ServiceUnavailable)
+    assert _committed(path) == {"warm-up", "elsewhere"}

@@ -636,14 +636,20 @@ class Database:
         other requests, which its log kept, run again in their order: on the same
         database they change the same rows the same way (new rows get the same
         rowids, and every value was a parameter: no statement draws a time or a random
-        number of its own), so what those requests answer stays true. If they cannot
-        run again, the group goes (503)."""
+        number of its own), so what those requests answer stays true. That holds only
+        if nothing else committed between the rollback and the new ``BEGIN``: another
+        process's commit there (its data version tells) would give new rows other
+        rowids than the logged statements name. Then, as when the statements cannot
+        run again, the group goes (503) and nothing of it is kept."""
         raw, conn = group.raw, group.conn
         entries = list(group.log)
         STATEMENT_LOGS.pop(conn, None)  # what runs again is logged once already
         try:
+            seen = raw.execute("PRAGMA data_version").fetchone()[0]
             _roll_back(conn, raw)
             raw.execute("BEGIN IMMEDIATE")
+            if raw.execute("PRAGMA data_version").fetchone()[0] != seen:
+                raise sqlite3.OperationalError("another connection committed meanwhile")
             for entry in entries:
                 if entry[0] == "driver":
                     _kind, sql, parameters, many = entry
