@@ -105,7 +105,10 @@ def test_writes_served_together_share_one_commit_and_return_committed(
         assert set(names) <= seen
 
 
-def test_a_failing_request_undoes_only_its_own_work(db: Database, path: Path) -> None:
+def _bob_fails_between_alice_and_carol(db: Database, path: Path) -> None:
+    """Three writes served together, the middle one failing after its insert: only its
+    own work is undone."""
+
     async def main() -> tuple[Any, ...]:
         return await asyncio.gather(
             db.run(_insert("alice"), write=True),
@@ -118,6 +121,10 @@ def test_a_failing_request_undoes_only_its_own_work(db: Database, path: Path) ->
     assert (alice, carol) == ("alice", "carol")
     assert isinstance(bob, Refused)
     assert _committed(path) == {"alice", "carol"}
+
+
+def test_a_failing_request_undoes_only_its_own_work(db: Database, path: Path) -> None:
+    _bob_fails_between_alice_and_carol(db, path)
 
 
 def test_when_the_first_request_of_a_group_fails_the_others_still_commit(
@@ -510,18 +517,7 @@ def test_another_database_on_the_same_engine_logs_nothing_twice(db: Database, pa
     """Each statement is run again once: a second ``Database`` made on the same engine
     (an operator's tool, a test) adds no second log of it."""
     Database(db.engine)
-
-    async def main() -> tuple[Any, ...]:
-        return await asyncio.gather(
-            db.run(_insert("alice"), write=True),
-            db.run(_insert("bob", fail=True), write=True),
-            db.run(_insert("carol"), write=True),
-            return_exceptions=True,
-        )
-
-    alice, bob, carol = asyncio.run(main())
-    assert (alice, carol) == ("alice", "carol") and isinstance(bob, Refused)
-    assert _committed(path) == {"alice", "carol"}
+    _bob_fails_between_alice_and_carol(db, path)
 
 
 def test_a_commit_by_another_process_while_a_group_begins_again_fails_the_group(
