@@ -117,6 +117,13 @@ _UNAUTHORIZED = (
     "Send 'Authorization: Bearer <key>' with a current key of your team."
 )
 
+
+def _current(row: Any, now: datetime) -> bool:
+    """Whether the key of ``row`` is usable at ``now``: not expired, not revoked (one
+    retiring after a regeneration is usable until its overlap ends)."""
+    return key_status(row, now) in ("active", "retiring")
+
+
 VERIFIED_KEPT = 1024
 """Keys kept as verified (see :meth:`KeyAuthenticator.verify`); past this, all are
 forgotten and verified again."""
@@ -131,9 +138,6 @@ class KeyAuthenticator:
         # held them at data version ``_verified_at`` (SQLite with a file only).
         self._verified: dict[str, Any] = {}
         self._verified_at: int | None = None
-        # The group of writes during which the data version was last read: while it
-        # holds the write lock, nothing else can commit, and the version stands.
-        self._checked_during: object | None = None
 
     def verify(self, token: str | None) -> Principal:
         """The principal for ``token``; 401 for any bad key, 403 while SCIM is off.
@@ -142,18 +146,12 @@ class KeyAuthenticator:
         committed to the database (by this process or another: a revocation, a team
         turning SCIM off, a write of provisioning data alike); until then the key's
         next requests skip the lookup (SQLite's data version tells, see
-        :meth:`Database.data_version`; it is read once per group of writes, whose
-        transaction keeps every other connection from committing). Only a caller
+        :meth:`Database.data_version`). Only a caller
         holding a whole valid key can meet a kept one, so a bad key's answer takes the
         same time whether its key id exists or not. Expiry and revocation times are
         checked on every request."""
         digest = self.hasher.hash(token or "")
-        holder = self.db.write_lock_holder()
-        if holder is not None and holder is self._checked_during:
-            version = self._verified_at
-        else:
-            version = self.db.data_version()
-            self._checked_during = holder if version is not None else None
+        version = self.db.data_version()
         if version is not None:
             if version != self._verified_at:
                 self._verified.clear()
@@ -161,7 +159,7 @@ class KeyAuthenticator:
             row = self._verified.get(digest)
             if row is not None:
                 now = datetime.now(UTC)
-                if key_status(row, now) not in ("active", "retiring"):  # it expired since
+                if not _current(row, now):  # it expired since
                     raise Unauthorized(_UNAUTHORIZED)
                 return self._principal(row, now)
         key_id = parse_key(token) or DUMMY_KEY_ID
@@ -169,7 +167,7 @@ class KeyAuthenticator:
         stored = row.secret_hash if row is not None else self._dummy_hash
         valid = hmac.compare_digest(digest, stored)
         now = datetime.now(UTC)
-        usable = row is not None and key_status(row, now) in ("active", "retiring")
+        usable = row is not None and _current(row, now)
         if not (valid and usable and token is not None):
             raise Unauthorized(_UNAUTHORIZED)
         principal = self._principal(row, now)

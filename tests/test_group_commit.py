@@ -389,20 +389,32 @@ def test_a_group_keeps_its_statement_journals_in_memory(
     assert seen_at_commit and seen_at_commit[-1] == []
 
 
-def test_the_write_lock_holder_is_the_open_group(db: Database) -> None:
-    seen: list[object | None] = []
+def test_the_data_version_is_read_once_per_group_of_writes(db: Database) -> None:
+    """While a group of writes holds SQLite's write lock no other connection can
+    commit: the data version read during the group stands for the rest of it (the key
+    check of every request asks for it), and is read again once the group commits."""
+    assert db.data_version() is not None  # the watch connection is open
+    assert db._watch is not None
+    reads: list[str] = []
+    db._watch.set_trace_callback(reads.append)
+    during: list[int | None] = []
 
-    def look(conn: Connection) -> None:
-        seen.append(db.write_lock_holder())
+    def look(name: str) -> Any:
+        def work(conn: Connection) -> None:
+            during.append(db.data_version())
+            _insert(name)(conn)
+
+        return work
 
     async def main() -> None:
-        await db.run(_insert("warm-up"), write=True)
-        await asyncio.gather(*(db.run(look, write=True) for _ in range(3)))
+        await asyncio.gather(*(db.run(look(f"n{i}"), write=True) for i in range(3)))
 
-    assert db.write_lock_holder() is None
     asyncio.run(main())
-    assert seen[0] is not None and seen.count(seen[0]) == 3  # one group, seen by all
-    assert db.write_lock_holder() is None  # committed
+    assert len(reads) == 1 and len(set(during)) == 1
+    after = db.data_version()  # the group committed: read again, and it moved
+    assert len(reads) == 2 and after != during[0]
+    db.data_version()  # no group open: every call reads it
+    assert len(reads) == 3
 
 
 def _parent_with_items(names: list[str]) -> Any:

@@ -396,41 +396,6 @@ def test_a_verified_key_is_looked_up_again_only_after_a_commit(env: Env, team: s
     assert lookups(2) == (1 if kept else 2)
 
 
-def test_the_data_version_is_read_once_per_group_of_writes(
-    env: Env, team: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """While a group of writes holds SQLite's write lock no other connection can
-    commit: the version read during the group stands for the group's other requests.
-    (PostgreSQL has no data version: its requests ask each time, and keep nothing.)"""
-    _key_id, token = new_token(env)
-    db = env.gateway.db
-    once = 1 if db.data_version() is not None else 0
-    reads: list[int | None] = []
-    read = db.data_version
-
-    def counted() -> int | None:
-        reads.append(read())
-        return reads[-1]
-
-    holder: list[object | None] = [None]
-    monkeypatch.setattr(db, "data_version", counted)
-    monkeypatch.setattr(db, "write_lock_holder", lambda: holder[0])
-
-    def verify(times: int) -> int:
-        before = len(reads)
-        for _ in range(times):
-            assert env.gateway.keys.verify(token).team_slug == team
-        return len(reads) - before
-
-    assert verify(2) == 2  # no group open: every request reads it
-    holder[0] = object()  # a group begins
-    assert verify(3) == (1 if once else 3)
-    holder[0] = object()  # the next group
-    assert verify(2) == (1 if once else 2)
-    holder[0] = None
-    assert verify(1) == 1
-
-
 # --- every refusal looks the same ------------------------------------------------------
 
 

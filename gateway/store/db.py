@@ -91,7 +91,7 @@ def _as_is(value: Any) -> Any:
 # The driver binds an int, float or str as it is, but asks its adapter registry about
 # every other value, ``None`` and ``bytes`` included: on Python 3.11 an unregistered
 # type costs a failed attribute lookup whose AttributeError is formatted and then
-# dropped (about 0.2 µs a value). A create binds some 30 NULLs and a document. Adapters
+# dropped. A create binds some 30 NULLs and a document. Adapters
 # that return the value unchanged answer from the registry instead; what is bound is
 # the same (None as NULL, bytes as a BLOB).
 sqlite3.register_adapter(type(None), _as_is)
@@ -379,9 +379,11 @@ class Database:
         # gateway's), stopped by dispose.
         self._file = _database_file(engine) if self.inline else None
         self._checkpointer: _Checkpointer | None = None
-        # SQLite with a database file: a connection that only reads data_version.
+        # SQLite with a database file: a connection that only reads data_version, the
+        # last version it read, and the group of writes that was open then.
         self._watch: sqlite3.Connection | None = None
         self._watch_lock = threading.Lock()
+        self._version: tuple[int, _Group] | None = None
         # A module function: SQLAlchemy keeps one registration of it per engine, however
         # many Databases are made on the engine, and each statement is logged once.
         if self.inline:
@@ -392,12 +394,20 @@ class Database:
         another, commits to the database: what was read at one number is still what the
         database holds while the number stays. None when that cannot be told
         (PostgreSQL, whose other gateway processes commit unseen; an in-memory SQLite
-        database). SQLite's ``PRAGMA data_version``, on a connection of its own that
-        never writes (its own commits would not change it): 3-10 µs. It waits for no
+        database).
+
+        SQLite's ``PRAGMA data_version``, on a connection of its own that never writes
+        (its own commits would not change it); ``python -m bench.inprocess
+        --statements`` times it. It is read once per group of writes: the group's
+        transaction holds the database's write lock, so until it ends no other
+        connection can commit, and the number read during it stands. It waits for no
         lock: while it cannot read (the database held exclusively), None, and the
         callers' own statements answer as they would without it."""
         if self._file is None:
             return None
+        group, kept = self._group, self._version
+        if group is not None and kept is not None and kept[1] is group:
+            return kept[0]
         with self._watch_lock:
             try:
                 if self._watch is None:
@@ -407,13 +417,9 @@ class Database:
                 row = self._watch.execute("PRAGMA data_version").fetchone()
             except sqlite3.Error:
                 return None
-        return int(row[0])
-
-    def write_lock_holder(self) -> object | None:
-        """The open group of writes (SQLite), whose transaction holds the database's
-        write lock: until it commits or rolls back, no other connection can commit,
-        so :meth:`data_version` cannot change. None when no group is open."""
-        return self._group
+        version = int(row[0])
+        self._version = (version, group) if group is not None else None
+        return version
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[Connection]:
@@ -630,8 +636,8 @@ class Database:
         """Begin the group's transaction again without the failed request's work.
 
         SQLite undoes part of a transaction only back to a savepoint, and a savepoint
-        per request cost every create about 3 % (the statement, its release, and a copy
-        of each page the request changed that the group had changed already). So the
+        per request cost every create its statement, its release, and a copy of each
+        page the request changed that the group had changed already. So the
         transaction is rolled back and begun again, and the statements of the group's
         other requests, which its log kept, run again in their order: on the same
         database they change the same rows the same way (new rows get the same
