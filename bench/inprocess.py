@@ -290,7 +290,9 @@ class _StatementTimer:
     """Times each statement the timed work sends through the store's prepared
     statements (``Prepared._cursor``) and SQLite's transaction statements
     (``store.db._sqlite_statement``: BEGIN, COMMIT), by the first words of its SQL,
-    Python's part of running it included: where a request's database time goes."""
+    Python's part of running it included, and the key check's reads of the data
+    version (``Database.data_version``, kept within a group of writes): where a
+    request's database time goes."""
 
     def __init__(self) -> None:
         from gateway.store import db, fast
@@ -315,8 +317,18 @@ class _StatementTimer:
             finally:
                 self._add(sql, time.perf_counter() - started)
 
+        version = db.Database.data_version
+
+        def timed_version(database: Any) -> int | None:
+            started = time.perf_counter()
+            try:
+                return version(database)
+            finally:
+                self._add("PRAGMA data_version", time.perf_counter() - started)
+
         fast.Prepared._cursor = timed_cursor  # type: ignore[method-assign]
         db._sqlite_statement = timed_statement
+        db.Database.data_version = timed_version  # type: ignore[method-assign]
 
     def _add(self, sql: str, seconds: float) -> None:
         words = " ".join(sql.split()[:3])

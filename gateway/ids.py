@@ -7,10 +7,12 @@ opaque string, and nothing in the gateway reads the time back out of it.
 
 Why not version 4: every table keeps a unique index on ``id`` (and the audit an index
 that leads with the user's id), and a random id lands each insert on a random page of
-that index. Ids that begin with the time land together at the end of it. On SQLite a
-group commit of 13 creates wrote 58 pages to the write-ahead log with version 4 ids
-and 37 with version 7; on PostgreSQL a random insert dirties a random index page, and
-each page's first change after a checkpoint writes the whole page to its WAL.
+that index. Ids that begin with the time land together at the end of it, so a SQLite
+group commit writes fewer pages to the write-ahead log (``python -m bench.inprocess a
+10000 --concurrency 16 --commits``: 53-59 µs of commit per create with version 4 ids,
+30-32 with version 7, docs/performance.md item 32); on PostgreSQL a random insert
+dirties a random index page, and each page's first change after a checkpoint writes
+the whole page to its WAL.
 
 The time an id shows is the resource's creation, which ``meta.created`` shows anyway.
 74 random bits keep ids unguessable enough for what they are, a name that is only

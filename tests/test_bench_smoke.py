@@ -191,3 +191,4 @@ def test_the_in_process_driver_times_each_statement() -> None:
     assert calls["INSERT INTO scim_user"] == 1.0, calls
     assert calls["INSERT INTO audit_record"] == 1.0, calls
     assert calls["COMMIT"] == round(20 / 320, 2), calls
+    assert calls["PRAGMA data_version"] == 1.0, calls  # asked by every key check
